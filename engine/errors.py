@@ -1,0 +1,22 @@
+"""The one exception type for user errors.
+
+Anything a user can cause (a missing file, a bad flag value, an unknown model name, a checkpoint
+that does not fit) raises :class:`VfiError` with a one-line message that says what is wrong and what
+to do. The CLI prints that line and exits non-zero without a traceback. Any other exception is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class VfiError(Exception):
+    """A user-facing error: ``str(err)`` is one line, ready to print."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class VfiInputError(VfiError, ValueError):
+    """Bad arguments given to the public API (wrong shape, dtype, range): also a ValueError."""

@@ -1,0 +1,136 @@
+"""Interpolator: the one inference wrapper every command uses.
+
+It owns what callers should not have to think about: moving frames to the model's device, padding
+any H x W up to the model's alignment (replicate padding, cropped back after), precision (autocast
+in bf16/fp16 with the SSM scan kept in fp32 inside the model), and tiling of frames too large for the
+memory budget. Inputs and outputs follow the engine conventions: float RGB in [0, 1], (B, 3, H, W).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+
+from engine.errors import VfiError, VfiInputError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise VfiError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VfiError("CUDA was asked for but no CUDA GPU is available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise VfiError(f"no GPU {dev}; this machine has {torch.cuda.device_count()}")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise VfiError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        raise VfiError("fp16 is not supported on the CPU; use fp32 or bf16")
+    return precision
+
+
+def check_frames(img0: torch.Tensor, img1: torch.Tensor) -> None:
+    """Validate a frame pair: (B, 3, H, W) floating tensors of the same shape."""
+    for name, x in (("img0", img0), ("img1", img1)):
+        if not isinstance(x, torch.Tensor):
+            raise VfiInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise VfiInputError(f"{name} must have shape (B, 3, H, W), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise VfiInputError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
+    if img0.shape != img1.shape:
+        raise VfiInputError(f"img0 and img1 differ in shape: {tuple(img0.shape)} vs {tuple(img1.shape)}")
+
+
+def time_tensor(t, batch: int, device, dtype=torch.float32) -> torch.Tensor:
+    """t as a (B,) tensor; accepts a float or a (B,) / (1,) tensor, all in [0, 1]."""
+    t = torch.as_tensor(t, dtype=dtype, device=device)
+    if t.ndim == 0:
+        t = t.expand(batch)
+    elif t.ndim == 1 and t.shape[0] in (1, batch):
+        t = t.expand(batch)
+    else:
+        raise VfiInputError(f"t must be a float or a ({batch},) tensor, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all() or (t < 0).any() or (t > 1).any():
+        raise VfiInputError("t must lie in [0, 1]")
+    return t
+
+
+def pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Replicate-pad H and W up to a multiple; returns the padded tensor and the original (H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        # Replicate padding needs at least one pixel; reflect would fail on tiny frames.
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x, (h, w)
+
+
+class Interpolator:
+    """Run ``model`` on frame pairs of any size.
+
+    Args:
+        model: a module from :func:`engine.load_model`.
+        device: "auto" | "cpu" | "cuda" | "cuda:N".
+        precision: "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16" | "fp16".
+        scale: flow estimated at this fraction of the resolution (1, 0.5, 0.25) for large motion
+            and large frames.
+        tile: None (whole frames) or a tile side in pixels (see :mod:`engine.tiling`).
+    """
+
+    def __init__(self, model, device="auto", precision="auto", scale: float = 1.0, tile=None):
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        if scale not in (1, 1.0, 0.5, 0.25):
+            raise VfiError(f"scale must be 1, 0.5 or 0.25, got {scale}")
+        self.scale = float(scale)
+        self.tile = tile
+        self.model = model.to(self.device).eval()
+
+    @property
+    def alignment(self) -> int:
+        return int(math.ceil(getattr(self.model, "alignment", 1) / self.scale))
+
+    def autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+    @torch.inference_mode()
+    def __call__(self, img0: torch.Tensor, img1: torch.Tensor, t=0.5) -> torch.Tensor:
+        check_frames(img0, img1)
+        out_device = img0.device
+        tt = time_tensor(t, img0.shape[0], self.device)
+        a = img0.to(self.device, torch.float32, non_blocking=True)
+        b = img1.to(self.device, torch.float32, non_blocking=True)
+        if self.tile:
+            from engine.tiling import tiled_call
+
+            out = tiled_call(self._run, a, b, tt, tile=self.tile, align=self.alignment)
+        else:
+            out = self._run(a, b, tt)
+        return out.to(out_device)
+
+    def _run(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """One forward on whole (possibly unaligned) frames: pad, autocast, crop, clamp."""
+        a, (h, w) = pad_to(a, self.alignment)
+        b, _ = pad_to(b, self.alignment)
+        with self.autocast():
+            out = self.model(a, b, t, scale=self.scale) if self.scale != 1 else self.model(a, b, t)
+        return out[..., :h, :w].float().clamp_(0, 1)

@@ -1,0 +1,1 @@
+"""The interpolation network and its parts (one concept per file)."""

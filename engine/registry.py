@@ -1,0 +1,112 @@
+"""Named model variants and weight files, described as data (timm-style).
+
+Each :class:`Variant` pairs a :class:`~engine.config.ModelConfig` with a :class:`WeightsEntry`
+saying where its trained weights come from. Tests iterate :data:`VARIANTS`, so a new variant is
+covered with no extra code. ``weights`` is ``None`` where no trained weights exist yet: then
+``load_model(name)`` refuses (never random weights) and ``pretrained=False`` gives a random init.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config import ModelConfig, StageConfig
+from engine.errors import VfiError
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One weight file: where it lives, how to check it, under which terms it ships."""
+
+    file: str  # file name in the package (bundled) or in the cache
+    sha256: str | None  # full hex digest; None only where it is not known yet (then `sha256_prefix`)
+    size: int | None  # bytes
+    licence: str
+    urls: tuple[str, ...] = ()  # download sources, tried in order; empty: no public URL yet
+    bundled: bool = False  # shipped inside the package (engine/weights/)
+    sha256_prefix: str | None = None  # at least these hex digits must match (torchvision naming)
+    note: str = ""
+
+    @property
+    def status_kind(self) -> str:
+        """'bundled' | 'download' | 'none', as `vfi models --json` reports it."""
+        if self.bundled:
+            return "bundled"
+        return "download" if self.urls else "none"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    config: ModelConfig | None  # None for non-learned baselines
+    weights: WeightsEntry | None
+    default: bool = False
+    kind: str = "model"  # "model" | "baseline"
+
+
+VFI_S = ModelConfig()  # the defaults of ModelConfig are vfi-s
+
+VFI_B = ModelConfig(
+    enc_dims=(24, 48, 96, 160, 224),
+    stages=(
+        StageConfig(stride=16, dim=224, depth=6, heads=7, window=8),
+        StageConfig(stride=8, dim=160, depth=2, heads=5, window=8),
+    ),
+    d_state=64,
+    headdim=64,
+    flow_dims=(192, 160, 96),
+    refine_dims=(48, 96),
+)
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            name="vfi-s",
+            description="small and fast default (hybrid Mamba2 + gated window attention)",
+            config=VFI_S,
+            weights=None,  # trained weights: see docs/model_card.md once bundled
+            default=True,
+        ),
+        Variant(
+            name="vfi-b",
+            description="larger variant, same design, more width and depth",
+            config=VFI_B,
+            weights=None,
+        ),
+        Variant(
+            name="blend",
+            description="baseline: the mean of the two frames (no learning; checks metric code)",
+            config=None,
+            weights=None,
+            kind="baseline",
+        ),
+    )
+}
+
+# Weight files that are not interpolation models (e.g. the perceptual-loss network of training).
+EXTRA_WEIGHTS: dict[str, WeightsEntry] = {
+    "vgg19": WeightsEntry(
+        file="vgg19-dcbb9e9d.pth",
+        sha256=None,
+        sha256_prefix="dcbb9e9d",
+        size=574673361,
+        licence="BSD-3-Clause (torchvision); ImageNet-trained weights",
+        urls=("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),
+        note="torchvision VGG19 ImageNet weights for the training perceptual loss",
+    ),
+}
+
+
+def default_variant() -> Variant:
+    return next(v for v in VARIANTS.values() if v.default)
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise VfiError(
+            f"unknown model {name!r}; known models: {', '.join(VARIANTS)} (or give a weights file path)"
+        ) from None

@@ -1,0 +1,3 @@
+from vfi_cli.main import main
+
+main()

@@ -1,0 +1,72 @@
+"""The `vfi` command group.
+
+Subcommands live in ``vfi_cli/commands/<name>.py`` and are imported only when used (or when
+``--help`` lists them); those modules import nothing heavy at module level, so ``vfi --help`` is
+instant. User errors (:class:`engine.errors.VfiError`) become one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from engine.errors import VfiError
+
+# command name -> module under vfi_cli.commands exposing a click command named `command`
+COMMANDS = {
+    "interpolate": "interpolate",
+    "probe": "probe",
+    "train": "train",
+    "bench": "bench",
+    "models": "models",
+    "download-weights": "weights",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(n for n in COMMANDS if self._module(n) is not None)
+
+    def get_command(self, ctx, name):
+        mod = self._module(name)
+        return getattr(mod, "command", None) if mod else None
+
+    @staticmethod
+    def _module(name):
+        if name not in COMMANDS:
+            return None
+        try:
+            return importlib.import_module(f"vfi_cli.commands.{COMMANDS[name]}")
+        except ModuleNotFoundError as e:  # a command whose module is not written yet
+            if e.name == f"vfi_cli.commands.{COMMANDS[name]}":
+                return None
+            raise
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except VfiError as e:
+            from vfi_cli.ui import print_error
+
+            print_error(str(e))
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vfi", prog_name="vfi")
+def cli():
+    """vfi: video frame interpolation with a hybrid Mamba2 + gated-attention model."""
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="vfi", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

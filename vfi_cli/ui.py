@@ -1,0 +1,32 @@
+"""Rich console helpers shared by the commands: one error style, one console per stream."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+
+@functools.lru_cache(maxsize=None)
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_error(message: str) -> None:
+    """Print one line `error: ...` on stderr (no traceback: this is a user error)."""
+    if sys.stderr.isatty():
+        console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True)
+    else:
+        sys.stderr.write(f"error: {message}\n")
+
+
+def print_warning(message: str) -> None:
+    if sys.stderr.isatty():
+        console(stderr=True).print(f"[yellow]warning:[/] {message}", markup=True)
+    else:
+        sys.stderr.write(f"warning: {message}\n")
+
+
+def print_notice(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
