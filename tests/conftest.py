@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny random model (fast on CPU) and GPU skipping."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def tiny_config(**changes):
+    """A very small ModelConfig of the real architecture, for fast CPU tests."""
+    from engine.config import ModelConfig, StageConfig
+
+    cfg = ModelConfig(
+        enc_dims=(8, 8, 16, 16, 16),
+        stages=(
+            StageConfig(stride=16, dim=16, depth=1, heads=2, window=4),
+            StageConfig(stride=8, dim=16, depth=1, heads=2, window=4),
+        ),
+        d_state=8,
+        headdim=8,
+        chunk_size=16,
+        flow_dims=(16, 16, 16),
+        refine_dims=(8, 16),
+        texture_dim=8,
+    )
+    return cfg.replace(**changes)
+
+
+@pytest.fixture
+def tiny_model():
+    import torch
+
+    from engine.loading import build_model
+
+    torch.manual_seed(0)
+    return build_model(tiny_config()).eval()
+
+
+def pytest_collection_modifyitems(config, items):
+    import importlib.util
+
+    has_cuda = False
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
