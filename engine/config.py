@@ -100,5 +100,3 @@ class ModelConfig:
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
-
-

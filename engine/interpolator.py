@@ -55,15 +55,15 @@ def check_frames(img0: torch.Tensor, img1: torch.Tensor) -> None:
         if not x.is_floating_point():
             raise VfiInputError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
     if img0.shape != img1.shape:
-        raise VfiInputError(f"img0 and img1 differ in shape: {tuple(img0.shape)} vs {tuple(img1.shape)}")
+        raise VfiInputError(
+            f"img0 and img1 differ in shape: {tuple(img0.shape)} vs {tuple(img1.shape)}"
+        )
 
 
 def time_tensor(t, batch: int, device, dtype=torch.float32) -> torch.Tensor:
     """t as a (B,) tensor; accepts a float or a (B,) / (1,) tensor, all in [0, 1]."""
     t = torch.as_tensor(t, dtype=dtype, device=device)
-    if t.ndim == 0:
-        t = t.expand(batch)
-    elif t.ndim == 1 and t.shape[0] in (1, batch):
+    if t.ndim == 0 or (t.ndim == 1 and t.shape[0] in (1, batch)):
         t = t.expand(batch)
     else:
         raise VfiInputError(f"t must be a float or a ({batch},) tensor, got shape {tuple(t.shape)}")
@@ -105,7 +105,7 @@ class Interpolator:
 
     @property
     def alignment(self) -> int:
-        return int(math.ceil(getattr(self.model, "alignment", 1) / self.scale))
+        return math.ceil(getattr(self.model, "alignment", 1) / self.scale)
 
     def autocast(self):
         if self.precision == "fp32":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine.config import ModelConfig
 from engine.errors import VfiError
-from engine.registry import get_variant
+from engine.registry import VARIANTS, get_variant
 
 
 def build_model(config: ModelConfig):
@@ -34,7 +34,11 @@ def load_model(
     from engine import weights
 
     path = Path(name_or_path)
-    is_file = path.suffix in weights.WEIGHT_SUFFIXES or path.exists()
+    # A registry name wins over a same-named file or folder in the working directory, unless the
+    # argument looks like a path to a weights file.
+    is_file = path.suffix in weights.WEIGHT_SUFFIXES or (
+        str(name_or_path) not in VARIANTS and path.exists()
+    )
     if is_file:
         if not pretrained:
             raise VfiError("pretrained=False makes no sense with a weights file; pass a model name")
@@ -50,9 +54,10 @@ def load_model(
 
         return BlendModel().eval()
     config = _override(variant.config, backbone_mode, use_mhc, allow=not pretrained)
+    # Read the weights before building the network, so a missing file fails at once.
+    state = weights.load_variant_weights(variant) if pretrained else None
     model = build_model(config)
-    if pretrained:
-        state = weights.load_variant_weights(variant)
+    if state is not None:
         weights.load_state_checked(model, state, source=variant.name)
     return model.eval()
 

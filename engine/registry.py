@@ -8,6 +8,7 @@ covered with no extra code. ``weights`` is ``None`` where no trained weights exi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from engine.config import ModelConfig, StageConfig
@@ -19,13 +20,28 @@ class WeightsEntry:
     """One weight file: where it lives, how to check it, under which terms it ships."""
 
     file: str  # file name in the package (bundled) or in the cache
-    sha256: str | None  # full hex digest; None only where it is not known yet (then `sha256_prefix`)
+    sha256: (
+        str | None
+    )  # full hex digest; None only where it is not known yet (then `sha256_prefix`)
     size: int | None  # bytes
     licence: str
     urls: tuple[str, ...] = ()  # download sources, tried in order; empty: no public URL yet
     bundled: bool = False  # shipped inside the package (engine/weights/)
     sha256_prefix: str | None = None  # at least these hex digits must match (torchvision naming)
     note: str = ""
+
+    def __post_init__(self):
+        # Registry data is checked once at import: a typo here would make every install fail.
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"{self.file}: sha256 must be 64 lowercase hex digits")
+        if self.sha256_prefix is not None and not re.fullmatch(
+            r"[0-9a-f]{8,64}", self.sha256_prefix
+        ):
+            raise ValueError(f"{self.file}: sha256_prefix must be 8 to 64 lowercase hex digits")
+        if not self.sha256 and not self.sha256_prefix:
+            raise ValueError(f"{self.file}: give sha256 (or at least sha256_prefix)")
+        if self.sha256 and self.sha256_prefix and not self.sha256.startswith(self.sha256_prefix):
+            raise ValueError(f"{self.file}: sha256 does not start with sha256_prefix")
 
     @property
     def status_kind(self) -> str:
@@ -66,13 +82,18 @@ VARIANTS: dict[str, Variant] = {
             name="vfi-s",
             description="small and fast default (hybrid Mamba2 + gated window attention)",
             config=VFI_S,
-            weights=None,  # trained weights: see docs/model_card.md once bundled
+            # Once trained: WeightsEntry(file="vfi-s.safetensors", bundled=True, ...) with fp16
+            # tensors in engine/weights/ (<= 16 MB, plus vfi-s.json). Until then `vfi interpolate`
+            # without --model fails with one line: never random weights.
+            weights=None,
             default=True,
         ),
         Variant(
             name="vfi-b",
             description="larger variant, same design, more width and depth",
             config=VFI_B,
+            # Not trained yet. It will not be bundled (too large); until it has a public URL its
+            # entry keeps urls=() and `vfi download-weights vfi-b --file PATH` installs a copy.
             weights=None,
         ),
         Variant(
@@ -89,10 +110,13 @@ VARIANTS: dict[str, Variant] = {
 EXTRA_WEIGHTS: dict[str, WeightsEntry] = {
     "vgg19": WeightsEntry(
         file="vgg19-dcbb9e9d.pth",
-        sha256=None,
+        # The file name gives the first 8 hex digits (torchvision's convention); the full digest
+        # and size are the values two independent public projects record for this file (the
+        # size also matches torch's own download logs). Not yet re-hashed by us: no network here.
+        sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
         sha256_prefix="dcbb9e9d",
         size=574673361,
-        licence="BSD-3-Clause (torchvision); ImageNet-trained weights",
+        licence="BSD-3-Clause (torchvision); trained on ImageNet",
         urls=("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),
         note="torchvision VGG19 ImageNet weights for the training perceptual loss",
     ),
@@ -108,5 +132,6 @@ def get_variant(name: str) -> Variant:
         return VARIANTS[name]
     except KeyError:
         raise VfiError(
-            f"unknown model {name!r}; known models: {', '.join(VARIANTS)} (or give a weights file path)"
+            f"unknown model {name!r}; known models: {', '.join(VARIANTS)} "
+            "(or give a weights file path)"
         ) from None

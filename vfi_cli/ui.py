@@ -6,7 +6,7 @@ import functools
 import sys
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def console(stderr: bool = False):
     from rich.console import Console
 

@@ -1,0 +1,263 @@
+"""Mamba2 mixer: a pure-PyTorch implementation with the parameters of ``mamba_ssm.Mamba2``.
+
+Parameter names and shapes are identical to ``mamba_ssm.modules.mamba2.Mamba2`` (in_proj, conv1d,
+dt_bias, A_log, D, norm.weight, out_proj), so state dicts load both ways and CPU and GPU share
+checkpoints. The layer is
+
+    in_proj(u) -> [z, xBC, dt];  xBC -> causal depthwise conv1d -> SiLU -> [x, B, C]
+    y = SSD(x, dt, A, B, C) + D * x           (per head: h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t)
+    out = out_proj(RMSNorm(y * SiLU(z)))      (gated RMSNorm, gate applied before the norm)
+
+Three implementations of the SSD scan, one function each:
+
+- :func:`ssd_reference` — the sequential recurrence, a loop over time. Slow and obviously right.
+- :func:`ssd_chunked` — the chunked "state space duality" form (quadratic inside chunks, a linear
+  recurrence between chunk states), all in PyTorch: the CPU path, and the GPU path without mamba-ssm.
+- ``mamba_ssm``'s Triton kernel ``mamba_chunk_scan_combined``, used on CUDA when importable.
+
+The scan always runs in float32, also under bf16/fp16 autocast: the exponentials of cumulative decay
+sums lose too much in 8-bit mantissas.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import types
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ---------------------------------------------------------------------------------------------
+# Optional fast path: mamba_ssm's Triton kernels
+
+
+@functools.lru_cache(maxsize=1)
+def triton_ops():
+    """Return ``(mamba_chunk_scan_combined, rmsnorm_fn)`` from mamba_ssm, or None if unavailable.
+
+    ``import mamba_ssm`` imports its Mamba-1 CUDA extension ``selective_scan_cuda`` unconditionally
+    (state-spaces/mamba#237); builds made with MAMBA_SKIP_CUDA_BUILD lack it although the Mamba2
+    Triton ops work. We register an empty placeholder under that name (Mamba-1 is never called
+    here) so the Triton ops can be imported.
+    """
+    if not torch.cuda.is_available():
+        return None
+    for attempt in range(2):
+        try:
+            from mamba_ssm.ops.triton.layernorm_gated import rmsnorm_fn
+            from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+
+            return mamba_chunk_scan_combined, rmsnorm_fn
+        except ModuleNotFoundError as e:
+            if e.name != "selective_scan_cuda" or attempt:
+                return None
+            sys.modules["selective_scan_cuda"] = types.ModuleType("selective_scan_cuda")
+        except ImportError:
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# SSD scans. Shapes: x (B, L, H, P), dt (B, L, H) already softplus'ed, A (H,) negative,
+# Bm/Cm (B, L, G, N) with H divisible by G. Return y (B, L, H, P) without the D skip.
+
+
+def ssd_reference(x, dt, A, Bm, Cm):
+    """Sequential recurrence h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t."""
+    b, length, h, p = x.shape
+    rep = h // Bm.shape[2]
+    Bh = Bm.repeat_interleave(rep, dim=2)  # (B, L, H, N)
+    Ch = Cm.repeat_interleave(rep, dim=2)
+    state = x.new_zeros(b, h, p, Bm.shape[-1])  # (B, H, P, N)
+    ys = []
+    for i in range(length):
+        decay = torch.exp(dt[:, i] * A)  # (B, H)
+        inp = (dt[:, i, :, None] * x[:, i])[..., None] * Bh[:, i, :, None, :]  # (B, H, P, N)
+        state = decay[..., None, None] * state + inp
+        ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, i]))
+    return torch.stack(ys, dim=1)
+
+
+def _segsum(a: torch.Tensor) -> torch.Tensor:
+    """a (..., T) -> (..., T, T) with out[i, j] = a[j+1] + ... + a[i] for i >= j, -inf above.
+
+    Built from masked cumulative sums (not a difference of cumsums) for numerical stability.
+    """
+    t = a.shape[-1]
+    a = a[..., None].expand(*a.shape, t)  # (..., T, T): a[..., i, j] = a_i
+    strict = torch.tril(torch.ones(t, t, dtype=torch.bool, device=a.device), diagonal=-1)
+    a = a.masked_fill(~strict, 0)
+    out = torch.cumsum(a, dim=-2)
+    keep = torch.tril(torch.ones(t, t, dtype=torch.bool, device=a.device), diagonal=0)
+    return out.masked_fill(~keep, float("-inf"))
+
+
+def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int):
+    """The chunked SSD algorithm: exact, O(L * chunk) memory, batched matrix products."""
+    b, length, h, p = x.shape
+    rep = h // Bm.shape[2]
+    pad = (-length) % chunk_size
+    if pad:  # zero dt and x in the padding: no decay, no input; causal, so earlier y are unchanged
+        x = F.pad(x, (0, 0, 0, 0, 0, pad))
+        dt = F.pad(dt, (0, 0, 0, pad))
+        Bm = F.pad(Bm, (0, 0, 0, 0, 0, pad))
+        Cm = F.pad(Cm, (0, 0, 0, 0, 0, pad))
+    c = x.shape[1] // chunk_size
+    Bh = Bm.repeat_interleave(rep, dim=2).reshape(b, c, chunk_size, h, -1)  # (B, c, l, H, N)
+    Ch = Cm.repeat_interleave(rep, dim=2).reshape(b, c, chunk_size, h, -1)
+    X = (x * dt[..., None]).reshape(b, c, chunk_size, h, p)  # (B, c, l, H, P)
+    Adt = (dt * A).reshape(b, c, chunk_size, h).permute(0, 3, 1, 2)  # (B, H, c, l)
+    A_cum = torch.cumsum(Adt, dim=-1)  # (B, H, c, l)
+
+    # 1. Within each chunk: a masked, decayed attention-like product.
+    Lmat = torch.exp(_segsum(Adt))  # (B, H, c, l, l)
+    scores = torch.einsum("bclhn,bcshn->bhcls", Ch, Bh) * Lmat  # (B, H, c, l, s)
+    y_diag = torch.einsum("bhcls,bcshp->bclhp", scores, X)
+
+    # 2. The state each chunk leaves behind (inputs decayed to the chunk's end).
+    decay_to_end = torch.exp(A_cum[..., -1:] - A_cum)  # (B, H, c, l)
+    states = torch.einsum("bclhn,bhcl,bclhp->bchpn", Bh, decay_to_end, X)  # (B, c, H, P, N)
+
+    # 3. Pass states between chunks: the same recurrence, one step per chunk.
+    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)  # (B, c+1, H, P, N)
+    decay_chunk = torch.exp(_segsum(F.pad(A_cum[..., -1], (1, 0))))  # (B, H, c+1, c+1)
+    states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)[:, :-1]  # (B, c, H, P, N)
+
+    # 4. Each position reads the state entering its chunk, decayed to its offset.
+    decay_in = torch.exp(A_cum)  # (B, H, c, l)
+    y_off = torch.einsum("bclhn,bchpn,bhcl->bclhp", Ch, states, decay_in)
+    y = (y_diag + y_off).reshape(b, c * chunk_size, h, p)
+    return y[:, :length]
+
+
+def gated_rmsnorm_reference(y, z, weight, eps: float, group_size: int):
+    """RMSNorm(y * SiLU(z)) * weight, normalised per group of ``group_size`` channels."""
+    work = torch.promote_types(y.dtype, torch.float32)  # float32, or float64 in parity tests
+    y = y.to(work) * F.silu(z.to(work))
+    shape = y.shape
+    y = y.reshape(*shape[:-1], -1, group_size)
+    y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + eps)
+    return y.reshape(shape) * weight.to(work)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class RMSNormGated(nn.Module):
+    """Holds ``norm.weight`` exactly as mamba_ssm's RMSNormGated (gate before the norm)."""
+
+    def __init__(self, d: int, eps: float = 1e-5, group_size: int | None = None):
+        super().__init__()
+        self.eps = eps
+        self.group_size = group_size or d
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, y, z):
+        ops = triton_ops() if y.is_cuda else None
+        if ops is not None:
+            return ops[1](
+                y, self.weight.to(y.dtype), None, z=z.to(y.dtype), eps=self.eps, group_size=self.group_size,
+                norm_before_gate=False,
+            )  # fmt: skip
+        return gated_rmsnorm_reference(y, z, self.weight, self.eps, self.group_size)
+
+
+class Mamba2(nn.Module):
+    """Mamba2 mixer over sequences (B, L, D) -> (B, L, D); see the module docstring.
+
+    The constructor arguments and their defaults follow ``mamba_ssm.Mamba2`` (those this project
+    uses). ``backend`` picks the scan: "auto" (Triton on CUDA when mamba-ssm is importable, else
+    PyTorch), "torch" or "reference" (the sequential loop; for tests).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 128,
+        d_conv: int = 4,
+        expand: int = 2,
+        headdim: int = 64,
+        ngroups: int = 1,
+        A_init_range: tuple[float, float] = (1, 16),
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init_floor: float = 1e-4,
+        bias: bool = False,
+        conv_bias: bool = True,
+        chunk_size: int = 256,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        self.d_model, self.d_state, self.headdim, self.ngroups = d_model, d_state, headdim, ngroups
+        self.d_inner = expand * d_model
+        if self.d_inner % headdim:
+            raise ValueError(f"expand * d_model ({self.d_inner}) must be a multiple of headdim")
+        self.nheads = self.d_inner // headdim
+        self.chunk_size = chunk_size
+        self.backend = backend
+        d_in_proj = 2 * self.d_inner + 2 * ngroups * d_state + self.nheads
+        self.in_proj = nn.Linear(d_model, d_in_proj, bias=bias)
+        conv_dim = self.d_inner + 2 * ngroups * d_state
+        self.conv1d = nn.Conv1d(
+            conv_dim, conv_dim, d_conv, groups=conv_dim, padding=d_conv - 1, bias=conv_bias
+        )
+        # dt initialised log-uniformly in [dt_min, dt_max]; dt_bias = softplus^-1(dt).
+        dt = torch.exp(
+            torch.rand(self.nheads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        ).clamp(min=dt_init_floor)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_bias._no_weight_decay = True
+        A = torch.empty(self.nheads).uniform_(*A_init_range)
+        self.A_log = nn.Parameter(torch.log(A))
+        self.A_log._no_weight_decay = True
+        self.D = nn.Parameter(torch.ones(self.nheads))
+        self.D._no_weight_decay = True
+        self.norm = RMSNormGated(self.d_inner, eps=1e-5, group_size=self.d_inner // ngroups)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        b, length, _ = u.shape
+        zxbcdt = self.in_proj(u)  # (B, L, 2*Di + 2*G*N + H)
+        z, xbc, dt = torch.split(
+            zxbcdt, [self.d_inner, self.d_inner + 2 * self.ngroups * self.d_state, self.nheads], -1
+        )
+        xbc = self.conv1d(xbc.transpose(1, 2))[..., :length].transpose(1, 2)  # causal: drop tail
+        xbc = F.silu(xbc)
+        x, Bm, Cm = torch.split(
+            xbc, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], -1
+        )
+        y = self.scan(
+            x.reshape(b, length, self.nheads, self.headdim),
+            dt,
+            Bm.reshape(b, length, self.ngroups, self.d_state),
+            Cm.reshape(b, length, self.ngroups, self.d_state),
+        )  # (B, L, H, P) float32
+        y = self.norm(y.reshape(b, length, self.d_inner), z)
+        # Under autocast the Linear casts for itself; otherwise match the weights' dtype.
+        return self.out_proj(y if _autocast_on(u) else y.to(self.out_proj.weight.dtype))
+
+    def scan(self, x, dt, Bm, Cm) -> torch.Tensor:
+        """SSD scan + D skip in float32 (autocast off); dt is the raw projection."""
+        work = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 in parity tests
+        A = -torch.exp(self.A_log.to(work))  # (H,)
+        with torch.autocast(x.device.type, enabled=False):
+            x, dt, Bm, Cm = x.to(work), dt.to(work), Bm.to(work), Cm.to(work)
+            ops = triton_ops() if (x.is_cuda and self.backend == "auto") else None
+            if ops is not None:
+                return ops[0](
+                    x, dt, A, Bm, Cm, chunk_size=self.chunk_size, D=self.D.to(work),
+                    dt_bias=self.dt_bias.to(work), dt_softplus=True,
+                )  # fmt: skip
+            dt = F.softplus(dt + self.dt_bias.to(work))  # (B, L, H)
+            if self.backend == "reference":
+                y = ssd_reference(x, dt, A, Bm, Cm)
+            else:
+                y = ssd_chunked(x, dt, A, Bm, Cm, self.chunk_size)
+            return y + x * self.D.to(work)[:, None]
+
+
+def _autocast_on(t: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(t.device.type)

@@ -1,0 +1,41 @@
+"""Backward warping: sample an image or feature map at positions displaced by a flow field.
+
+``backward_warp(x, flow)[..., i, j] = x[..., i + flow_y[i, j], j + flow_x[i, j]]`` (bilinear,
+border padding). Flow is in pixels of ``x``'s resolution, channels (x, y).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+
+@functools.lru_cache(maxsize=32)
+def _base_grid(h: int, w: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device, dtype=dtype),
+        torch.arange(w, device=device, dtype=dtype),
+        indexing="ij",
+    )
+    return torch.stack((xs, ys), 0)[None]  # (1, 2, h, w) pixel coordinates
+
+
+def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """x (B, C, h, w), flow (B, 2, h, w) -> (B, C, h, w)."""
+    _, _, h, w = x.shape
+    pos = _base_grid(h, w, str(flow.device), flow.dtype) + flow  # (B, 2, h, w)
+    # grid_sample wants coordinates in [-1, 1] with align_corners=True: -1 and 1 are pixel centres.
+    gx = pos[:, 0] * (2 / max(w - 1, 1)) - 1
+    gy = pos[:, 1] * (2 / max(h - 1, 1)) - 1
+    grid = torch.stack((gx, gy), -1).to(x.dtype)  # (B, h, w, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize flow fields (B, 2k, h, w) (k fields, each x, y) and rescale their values."""
+    h, w = flow.shape[-2:]
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    gain = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype)
+    return out * gain.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)

@@ -1,0 +1,115 @@
+"""The network: every registered variant x backbone mode x mHC, through the Interpolator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine import Interpolator, VfiError, load_model
+from engine.config import BACKBONE_MODES, ModelConfig
+from engine.loading import build_model
+from engine.registry import VARIANTS
+
+MODELS = [name for name, v in VARIANTS.items() if v.kind == "model"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("mode", BACKBONE_MODES)
+@pytest.mark.parametrize("mhc", [False, True])
+def test_variant_forward_backward(name, mode, mhc):
+    torch.manual_seed(0)
+    model = load_model(name, backbone_mode=mode, use_mhc=mhc, pretrained=False)
+    assert model.config.backbone_mode == mode and model.config.use_mhc == mhc
+    interp = Interpolator(model, device="cpu", precision="fp32")
+    img0, img1 = torch.rand(2, 3, 67, 93), torch.rand(2, 3, 67, 93)
+    for t in (0.0, 0.3, torch.tensor([0.5, 0.9])):
+        out = interp(img0, img1, t)
+        assert out.shape == (2, 3, 67, 93)
+        assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    # Backward through the raw model (the Interpolator is inference-only).
+    model.train()
+    out = model.forward_train(img0[:, :, :64, :80], img1[:, :, :64, :80], 0.5)
+    loss = out["pred"].mean() + sum(p.mean() for p in out["preds"])
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_phase_switches_start_from_the_previous_output(tiny_model):
+    """feature_warp / texture_path are zero-initialised: a phase-1 model's output is unchanged."""
+    torch.manual_seed(1)
+    a, b = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 48, 64)
+    base = tiny_model(a, b, 0.5)
+    bigger = build_model(tiny_model.config.replace(feature_warp=True, texture_path=True)).eval()
+    missing = bigger.load_state_dict(tiny_model.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith(("feature_warp.", "texture.")) for k in missing)
+    with torch.no_grad():
+        torch.testing.assert_close(bigger(a, b, 0.5), base.detach(), rtol=0, atol=1e-6)
+
+
+def test_untrained_model_starts_near_the_blend(tiny_model):
+    a, b = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        out = tiny_model(a, b, 0.5)
+    assert (out - (a + b) / 2).abs().mean() < 0.02
+
+
+def test_scale_and_encode_decode(tiny_model):
+    a, b = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        state = tiny_model.encode(a, b)
+        torch.testing.assert_close(tiny_model.decode(state, 0.25), tiny_model(a, b, 0.25))
+        assert tiny_model(a, b, 0.5, scale=0.5).shape == a.shape
+        assert tiny_model(a, b, 0.5, scale=0.25).shape == a.shape
+
+
+def test_interpolator_pads_tiny_frames(tiny_model):
+    interp = Interpolator(tiny_model, device="cpu")
+    for h, w in ((1, 1), (3, 5), (17, 16)):
+        out = interp(torch.rand(1, 3, h, w), torch.rand(1, 3, h, w), 0.5)
+        assert out.shape == (1, 3, h, w)
+
+
+def test_bf16_autocast_on_cpu(tiny_model):
+    interp = Interpolator(tiny_model, device="cpu", precision="bf16")
+    out = interp(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), 0.5)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    ("img0", "img1", "t", "match"),
+    [
+        (torch.rand(3, 32, 32), torch.rand(3, 32, 32), 0.5, r"\(B, 3, H, W\)"),
+        (torch.rand(1, 4, 32, 32), torch.rand(1, 4, 32, 32), 0.5, r"\(B, 3, H, W\)"),
+        (torch.zeros(1, 3, 32, 32, dtype=torch.uint8),) * 2 + (0.5, "float"),
+        (torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 48), 0.5, "differ"),
+        (torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), 1.5, r"\[0, 1\]"),
+        (torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.rand(3), "t must"),
+    ],
+)
+def test_bad_input_raises_valueerror(tiny_model, img0, img1, t, match):
+    interp = Interpolator(tiny_model, device="cpu")
+    with pytest.raises(ValueError, match=match):
+        interp(img0, img1, t)
+
+
+def test_model_rejects_unaligned_size(tiny_model):
+    with pytest.raises(ValueError, match="multiple of 16"):
+        tiny_model(torch.rand(1, 3, 30, 32), torch.rand(1, 3, 30, 32), 0.5)
+
+
+def test_unknown_model_lists_known():
+    with pytest.raises(VfiError, match="vfi-s"):
+        load_model("nope")
+
+
+def test_untrained_variant_refuses_pretrained():
+    with pytest.raises(VfiError, match="no trained weights"):
+        load_model("vfi-b")
+
+
+def test_config_roundtrip_and_validation():
+    cfg = ModelConfig(use_mhc=True)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(VfiError, match="backbone_mode"):
+        ModelConfig(backbone_mode="transformer")
