@@ -13,6 +13,7 @@ import statistics
 import torch
 
 from engine.config import BACKBONE_MODES
+from engine.interpolator import pad_to
 from engine.loading import load_model
 from engine.model.mamba2 import Mamba2, triton_ops
 
@@ -70,13 +71,23 @@ def mamba_parity(results: dict):
 def model_speed(results: dict, name: str, modes, resolutions, precision="bf16", compile_=False):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
     for mode in modes:
-        model = load_model(name, backbone_mode=mode, pretrained=False).cuda().eval()
+        model = (
+            load_model(name, backbone_mode=mode, pretrained=False)
+            .cuda()
+            .eval()
+            .to(memory_format=torch.channels_last)
+        )
         params = sum(p.numel() for p in model.parameters())
-        fwd = torch.compile(model, mode="max-autotune-no-cudagraphs") if compile_ else model
+        fwd = torch.compile(model) if compile_ else model
         for res in resolutions:
             h, w = RESOLUTIONS[res]
-            a = torch.rand(1, 3, h, w, device="cuda")
-            b = torch.rand(1, 3, h, w, device="cuda")
+            # Frames padded to the model's alignment, as the Interpolator does (1080 -> 1088).
+            a = pad_to(torch.rand(1, 3, h, w, device="cuda"), model.alignment)[0].contiguous(
+                memory_format=torch.channels_last
+            )
+            b = pad_to(torch.rand(1, 3, h, w, device="cuda"), model.alignment)[0].contiguous(
+                memory_format=torch.channels_last
+            )
             torch.cuda.reset_peak_memory_stats()
 
             def run(fwd=fwd, a=a, b=b):

@@ -25,16 +25,21 @@ class StageConfig:
     heads: int
     window: int  # attention window side, in tokens of this stage's map
     ffn_ratio: float = 2.0
+    # Mamba2 scan orders of this stage; None = the model's `scan_orders`. The 1/8 stage has 4x the
+    # tokens of the 1/16 one, so vfi-s scans it in two orders only.
+    scan_orders: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # Conv encoder widths at 1/1, 1/2, 1/4, 1/8, 1/16 (shared by both frames).
-    enc_dims: tuple[int, ...] = (16, 32, 48, 96, 128)
+    # Conv encoder widths at 1/2, 1/4, 1/8, 1/16 (shared by both frames). Nothing runs a
+    # convolution at full resolution except the optional phase-3 texture path: at 1080p and 4K,
+    # full-resolution feature maps cost more memory traffic than the whole backbone.
+    enc_dims: tuple[int, ...] = (24, 48, 96, 128)
     # Hybrid backbone stages, coarse first (1/16 runs before 1/8 and feeds it).
     stages: tuple[StageConfig, ...] = (
         StageConfig(stride=16, dim=128, depth=3, heads=4, window=8),
-        StageConfig(stride=8, dim=96, depth=1, heads=3, window=8),
+        StageConfig(stride=8, dim=96, depth=1, heads=3, window=8, scan_orders=("row", "row_rev")),
     )
     backbone_mode: str = "hybrid"
     scan_orders: tuple[str, ...] = ("row", "row_rev", "col", "col_rev")
@@ -66,11 +71,17 @@ class ModelConfig:
         bad = [o for o in self.scan_orders if o not in SCAN_ORDERS]
         if bad or not self.scan_orders:
             raise VfiError(f"bad scan_orders {self.scan_orders!r}; use some of {SCAN_ORDERS}")
-        if len(self.enc_dims) != 5:
-            raise VfiError("enc_dims must list 5 widths (1/1, 1/2, 1/4, 1/8, 1/16)")
+        if len(self.enc_dims) != 4:
+            raise VfiError("enc_dims must list 4 widths (1/2, 1/4, 1/8, 1/16)")
         if [s.stride for s in self.stages] != sorted((s.stride for s in self.stages), reverse=True):
             raise VfiError("backbone stages must be listed coarse first (stride 16 before 8)")
         for s in self.stages:
+            if s.scan_orders is not None and (
+                not s.scan_orders or set(s.scan_orders) - set(SCAN_ORDERS)
+            ):
+                raise VfiError(
+                    f"bad scan_orders {s.scan_orders!r} in a stage; use some of {SCAN_ORDERS}"
+                )
             if s.stride not in (8, 16) or s.dim % s.heads:
                 raise VfiError(f"bad stage {s}: stride must be 8 or 16 and dim divisible by heads")
             if (s.dim * self.expand) % self.headdim:
@@ -95,7 +106,15 @@ class ModelConfig:
             raise VfiError(f"model config has unknown keys {unknown}: written by a newer vfi?")
         d = dict(d)
         if "stages" in d:
-            d["stages"] = tuple(StageConfig(**s) for s in d["stages"])
+            d["stages"] = tuple(
+                StageConfig(
+                    **{
+                        **s,
+                        "scan_orders": tuple(s["scan_orders"]) if s.get("scan_orders") else None,
+                    }
+                )
+                for s in d["stages"]
+            )
         for k in ("enc_dims", "scan_orders", "flow_dims", "refine_dims"):
             if k in d:
                 d[k] = tuple(d[k])

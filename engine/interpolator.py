@@ -102,6 +102,9 @@ class Interpolator:
         self.scale = float(scale)
         self.tile = tile
         self.model = model.to(self.device).eval()
+        if self.device.type == "cuda":
+            # cuDNN's bf16/fp16 convolutions run in NHWC; NCHW would add a transpose around each.
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     @property
     def alignment(self) -> int:
@@ -131,6 +134,9 @@ class Interpolator:
         """One forward on whole (possibly unaligned) frames: pad, autocast, crop, clamp."""
         a, (h, w) = pad_to(a, self.alignment)
         b, _ = pad_to(b, self.alignment)
+        if self.device.type == "cuda":
+            a = a.contiguous(memory_format=torch.channels_last)
+            b = b.contiguous(memory_format=torch.channels_last)
         with self.autocast():
             out = self.model(a, b, t, scale=self.scale) if self.scale != 1 else self.model(a, b, t)
         return out[..., :h, :w].float().clamp_(0, 1)

@@ -64,7 +64,7 @@ class Variant:
 VFI_S = ModelConfig()  # the defaults of ModelConfig are vfi-s
 
 VFI_B = ModelConfig(
-    enc_dims=(24, 48, 96, 160, 224),
+    enc_dims=(32, 96, 160, 224),
     stages=(
         StageConfig(stride=16, dim=224, depth=6, heads=7, window=8),
         StageConfig(stride=8, dim=160, depth=2, heads=5, window=8),

@@ -10,7 +10,7 @@ def tiny_config(**changes):
     from engine.config import ModelConfig, StageConfig
 
     cfg = ModelConfig(
-        enc_dims=(8, 8, 16, 16, 16),
+        enc_dims=(8, 16, 16, 16),
         stages=(
             StageConfig(stride=16, dim=16, depth=1, heads=2, window=4),
             StageConfig(stride=8, dim=16, depth=1, heads=2, window=4),

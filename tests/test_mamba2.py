@@ -106,3 +106,12 @@ def test_triton_and_torch_paths_agree_fp32():
     (g_p,) = torch.autograd.grad(y_p.square().sum(), u)
     assert _rel(y_t, y_p) < 1e-3
     assert _rel(g_t, g_p) < 1e-2
+
+
+def test_causal_conv_equals_conv1d_reference():
+    """The (B, L, C)-layout conv equals nn.Conv1d with left padding (mamba_ssm's definition)."""
+    torch.manual_seed(0)
+    m = Mamba2(16, d_state=8, headdim=8).double()
+    x = torch.randn(2, 23, m.conv1d.in_channels, dtype=torch.float64)
+    ref = m.conv1d(x.transpose(1, 2))[..., :23].transpose(1, 2)
+    torch.testing.assert_close(m.causal_conv(x), ref)

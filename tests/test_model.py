@@ -113,3 +113,20 @@ def test_config_roundtrip_and_validation():
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(VfiError, match="backbone_mode"):
         ModelConfig(backbone_mode="transformer")
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_close_to_fp32_and_backends_agree():
+    torch.manual_seed(0)
+    model = load_model("vfi-s", pretrained=False).cuda().eval()
+    a, b = torch.rand(1, 3, 256, 448, device="cuda"), torch.rand(1, 3, 256, 448, device="cuda")
+    with torch.no_grad():
+        ref = model(a, b, 0.5)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            low = model(a, b, 0.5).float()
+        for m in model.modules():
+            if hasattr(m, "backend"):
+                m.backend = "torch"
+        torch_path = model(a, b, 0.5)
+    assert ((low - ref).norm() / ref.norm()).item() < 2e-2
+    assert ((torch_path - ref).norm() / ref.norm()).item() < 1e-3

@@ -53,9 +53,9 @@ class MultiScanMamba(nn.Module):
     every token context from both sides; column-major orders add vertical neighbours.
     """
 
-    def __init__(self, dim: int, cfg: ModelConfig):
+    def __init__(self, dim: int, cfg: ModelConfig, orders: tuple[str, ...]):
         super().__init__()
-        self.orders = cfg.scan_orders
+        self.orders = orders
         self.mamba = Mamba2(
             dim, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
             headdim=cfg.headdim, chunk_size=cfg.chunk_size,
@@ -92,11 +92,12 @@ class HybridBlock(nn.Module):
         super().__init__()
         shift = index % 2 == 1
         mode = cfg.backbone_mode
+        orders = st.scan_orders or cfg.scan_orders
         if mode == "hybrid":
-            a = MultiScanMamba(st.dim, cfg)
+            a = MultiScanMamba(st.dim, cfg, orders)
             b = GatedWindowAttention(st.dim, st.heads, st.window, shift)
         elif mode == "mamba2_only":
-            a, b = MultiScanMamba(st.dim, cfg), MultiScanMamba(st.dim, cfg)
+            a, b = MultiScanMamba(st.dim, cfg, orders), MultiScanMamba(st.dim, cfg, orders)
         else:  # gated_attn_only
             a = GatedWindowAttention(st.dim, st.heads, st.window, shift=False)
             b = GatedWindowAttention(st.dim, st.heads, st.window, shift=True)

@@ -1,4 +1,4 @@
-"""Shared convolutional encoder: a feature pyramid at 1/1, 1/2, 1/4, 1/8, 1/16 (finest first).
+"""Shared convolutional encoder: a feature pyramid at 1/2, 1/4, 1/8, 1/16 (finest first).
 
 Both frames go through the same weights, stacked along the batch: (2B, 3, H, W), frame 0 first.
 Inputs are images in [0, 1]; they are centred to [-0.5, 0.5] here.
@@ -19,14 +19,12 @@ class Encoder(nn.Module):
         super().__init__()
         chans = (3, *dims)
         self.levels = nn.ModuleList(
-            nn.Sequential(
-                conv(chans[i], chans[i + 1], 1 if i == 0 else 2), conv(chans[i + 1], chans[i + 1])
-            )
+            nn.Sequential(conv(chans[i], chans[i + 1], 2), conv(chans[i + 1], chans[i + 1]))
             for i in range(len(dims))
         )
 
     def forward(self, x: torch.Tensor, levels: int | None = None) -> list[torch.Tensor]:
-        """x (N, 3, H, W) -> [f_1/1, f_1/2, ...] for the first ``levels`` levels (all by default)."""
+        """x (N, 3, H, W) -> [f_1/2, f_1/4, ...], the first ``levels`` levels (all by default)."""
         x = x - 0.5
         feats = []
         for lvl in self.levels[: levels or len(self.levels)]:

@@ -224,8 +224,7 @@ class Mamba2(nn.Module):
         z, xbc, dt = torch.split(
             zxbcdt, [self.d_inner, self.d_inner + 2 * self.ngroups * self.d_state, self.nheads], -1
         )
-        xbc = self.conv1d(xbc.transpose(1, 2))[..., :length].transpose(1, 2)  # causal: drop tail
-        xbc = F.silu(xbc)
+        xbc = F.silu(self.causal_conv(xbc))  # (B, L, Di + 2*G*N)
         x, Bm, Cm = torch.split(
             xbc, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], -1
         )
@@ -238,6 +237,20 @@ class Mamba2(nn.Module):
         y = self.norm(y.reshape(b, length, self.d_inner), z)
         # Under autocast the Linear casts for itself; otherwise match the weights' dtype.
         return self.out_proj(y if _autocast_on(u) else y.to(self.out_proj.weight.dtype))
+
+    def causal_conv(self, xbc: torch.Tensor) -> torch.Tensor:
+        """Depthwise causal conv1d over time on (B, L, C), without leaving the (B, L, C) layout.
+
+        ``self.conv1d`` holds the weights (C, 1, K) as mamba_ssm does; ``F.conv1d`` on the
+        transposed view would copy to (B, C, L) and run a slow generic depthwise kernel. Viewed as
+        a (B, C, 1, L) image, the (B, L, C) tensor is already channels-last, which cuDNN's
+        depthwise kernels take as it is.
+        """
+        k = self.conv1d.kernel_size[0]
+        x = xbc.transpose(1, 2).unsqueeze(2)  # (B, C, 1, L), channels-last strides
+        w = self.conv1d.weight.unsqueeze(2)  # (C, 1, 1, K)
+        y = F.conv2d(x, w, self.conv1d.bias, padding=(0, k - 1), groups=w.shape[0])
+        return y[..., : xbc.shape[1]].squeeze(2).transpose(1, 2)  # causal: drop the tail
 
     def scan(self, x, dt, Bm, Cm) -> torch.Tensor:
         """SSD scan + D skip in float32 (autocast off); dt is the raw projection."""

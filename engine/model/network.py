@@ -38,7 +38,7 @@ from engine.model.flow import FlowDecoder
 from engine.model.refine import FLOW_NORM, Refine, TexturePath
 from engine.model.warp import backward_warp, resize_flow
 
-_STRIDE_LEVEL = {1: 0, 2: 1, 4: 2, 8: 3, 16: 4}  # encoder level holding features at 1/stride
+_STRIDE_LEVEL = {2: 0, 4: 1, 8: 2, 16: 3}  # encoder level holding features at 1/stride
 
 
 @dataclass
@@ -47,7 +47,7 @@ class PairState:
 
     img0: torch.Tensor  # (B, 3, H, W)
     img1: torch.Tensor
-    full_feats: list[torch.Tensor]  # encoder 1/1, 1/2, 1/4 at full resolution, each (2B, C, h, w)
+    full_feats: list[torch.Tensor]  # encoder 1/2, 1/4 of the full-resolution frames, (2B, C, h, w)
     motion_feats: list[torch.Tensor]  # inputs of the motion decoder, coarse first, (2B, C, h, w)
 
 
@@ -95,11 +95,11 @@ class VFINet(nn.Module):
         )
         if cfg.feature_warp:
             self.feature_warp = FeatureWarp(cfg.stages[0].dim, cfg.stages[-1].dim, cfg.flow_dims[0])
-        motion_dims = [st.dim for st in cfg.stages] + [cfg.enc_dims[2]]
+        motion_dims = [st.dim for st in cfg.stages] + [cfg.enc_dims[1]]
         self.flow = FlowDecoder(tuple(motion_dims), cfg.flow_dims[: len(motion_dims)])
         self.refine = Refine(cfg.enc_dims, cfg.refine_dims, cfg.flow_dims[len(motion_dims) - 1])
         if cfg.texture_path:
-            n_in = 3 * 4 + 2 * cfg.enc_dims[0] + self.refine.out_dim
+            n_in = 3 * 5 + self.refine.out_dim
             self.texture = TexturePath(n_in, cfg.texture_dim)
 
     @property
@@ -112,13 +112,13 @@ class VFINet(nn.Module):
         imgs = torch.cat([img0, img1], 0)  # (2B, 3, H, W)
         if scale == 1:
             feats = self.encoder(imgs)
-            full = feats[:3]
+            full = feats[:2]
         else:
             small = F.interpolate(
                 imgs, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True
             )
             feats = self.encoder(small)
-            full = self.encoder(imgs, levels=3)
+            full = self.encoder(imgs, levels=2)
         out, prev = [], None
         for i, (stage, st) in enumerate(zip(self.backbone["stages"], self.config.stages)):
             extra = None
@@ -135,13 +135,12 @@ class VFINet(nn.Module):
                     extra = extra + self.feature_warp(prev, base)
             prev = stage(feats[_STRIDE_LEVEL[st.stride]], extra)
             out.append(prev)
-        return PairState(img0, img1, full, [*out, feats[2]])
+        return PairState(img0, img1, full, [*out, feats[1]])
 
     def decode(self, state: PairState, t, aux: bool = False):
         img0, img1 = state.img0, state.img1
         b, _, h, w = img0.shape
         t = _time(t, b, img0)
-        small = state.motion_feats[0].shape[-2:]
         scale_imgs = [img0, img1]
         if state.motion_feats[-1].shape[-1] * 4 != w:  # scale < 1: decoder sees downscaled frames
             size = (state.motion_feats[-1].shape[-2] * 4, state.motion_feats[-1].shape[-1] * 4)
@@ -149,7 +148,6 @@ class VFINet(nn.Module):
                 F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
                 for x in scale_imgs
             ]
-        del small
         flows, masks, hidden = self.flow(state.motion_feats, t, *scale_imgs)
         flow = resize_flow(flows[-1], (h, w))  # (B, 4, H, W)
         mask = torch.sigmoid(
@@ -161,16 +159,17 @@ class VFINet(nn.Module):
         base = torch.cat(
             [img0, img1, w0, w1, mask, flow * FLOW_NORM, tmap, blend], 1
         )  # (B, 21, H, W)
-        warped = []
+        warped = []  # encoder features of both frames warped to time t, at 1/2 and 1/4
         for f in state.full_feats:
             f0, f1 = f.chunk(2, 0)
-            fl = resize_flow(flow, f.shape[-2:]) if f.shape[-1] != w else flow
+            fl = resize_flow(flow, f.shape[-2:])
             warped.append(
                 torch.cat([backward_warp(f0, fl[:, :2]), backward_warp(f1, fl[:, 2:])], 1)
             )
         residual, dec = self.refine(base, warped, hidden)
         if self.config.texture_path:
-            residual = residual + self.texture(torch.cat([img0, img1, w0, w1, warped[0], dec], 1))
+            dec = F.interpolate(dec, size=(h, w), mode="bilinear", align_corners=False)
+            residual = residual + self.texture(torch.cat([img0, img1, w0, w1, blend, dec], 1))
         pred = (blend + residual).clamp(0, 1)
         if not aux:
             return pred

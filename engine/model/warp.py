@@ -37,5 +37,7 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize flow fields (B, 2k, h, w) (k fields, each x, y) and rescale their values."""
     h, w = flow.shape[-2:]
     out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-    gain = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype)
-    return out * gain.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
+    # Python-float scaling (no host-to-device tensor): keeps the forward CUDA-graph capturable.
+    out[:, 0::2] *= size[1] / w
+    out[:, 1::2] *= size[0] / h
+    return out

@@ -1,0 +1,84 @@
+"""Where the time goes in one forward (GPU): top kernels, launch count, eager vs CUDA graph.
+
+python benchmarks/profile_model.py --res 1080p [--orders row,row_rev] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from model_speed import RESOLUTIONS, cuda_time
+
+from engine.config import ModelConfig
+from engine.interpolator import pad_to
+from engine.loading import build_model
+from engine.registry import get_variant
+
+
+def graphed(model, a, b):
+    """Capture one bf16 forward in a CUDA graph; returns a replay function."""
+    t = torch.full((a.shape[0],), 0.5, device=a.device)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s), torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        for _ in range(3):
+            model(a, b, t)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(g), torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(a, b, t)
+    return g.replay, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="vfi-s")
+    ap.add_argument("--res", default="1080p")
+    ap.add_argument("--set", action="append", default=[], help="config override key=json")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    cfg: ModelConfig = get_variant(args.model).config
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        v = json.loads(v)
+        cfg = cfg.replace(**{k: tuple(v) if isinstance(v, list) else v})
+    torch.backends.cudnn.benchmark = True
+    model = build_model(cfg).cuda().eval().to(memory_format=torch.channels_last)
+    h, w = RESOLUTIONS[args.res]
+    a = pad_to(torch.rand(1, 3, h, w, device="cuda"), model.alignment)[0].contiguous(
+        memory_format=torch.channels_last
+    )
+    b = pad_to(torch.rand(1, 3, h, w, device="cuda"), model.alignment)[0].contiguous(
+        memory_format=torch.channels_last
+    )
+
+    def eager():
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            return model(a, b, 0.5)
+
+    t_eager = cuda_time(eager, warmup=5, reps=20)
+    replay, _ = graphed(model, a, b)
+    t_graph = cuda_time(replay, warmup=3, reps=30)
+    print(
+        f"{args.model} {args.res} {args.set}: eager {t_eager:.2f} ms, cuda-graph {t_graph:.2f} ms, "
+        f"params {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+        flush=True,
+    )
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                eager()
+            torch.cuda.synchronize()
+        print(
+            prof.key_averages().table(
+                sort_by="cuda_time_total", row_limit=30, max_name_column_width=60
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
