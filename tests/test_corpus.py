@@ -1,0 +1,395 @@
+"""Our own corpus: index building, packing, the loader and synthetic photo triplets.
+
+Fixtures are generated in the real layout (``videos/`` of clips with known motion, ``photos/``):
+a fast and a slow pan, a static clip, a clip with every frame shown twice and one with a scene cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.errors import VfiError
+
+W, H = 96, 64  # fixture video size (even, for yuv420p)
+CUT_AT = 12  # the cut clip changes scene between frames 11 and 12
+
+
+def _texture(rng, h, w, cell=6):
+    """A smooth random colour texture (uint8 (h, w, 3)): bicubic upsampling of coarse noise."""
+    small = torch.from_numpy(rng.random((1, 3, h // cell + 3, w // cell + 3))).float()
+    big = F.interpolate(small, scale_factor=cell, mode="bicubic", align_corners=False)[0]
+    img = (big[:, :h, :w].clamp(0, 1) * 255).round().byte().permute(1, 2, 0)
+    return np.ascontiguousarray(img.numpy())
+
+
+def _pan(canvas, n, speed, start=0):
+    """n frames of a W x H window moving right over ``canvas`` by ``speed`` px per frame."""
+    return [canvas[:H, start + k * speed : start + k * speed + W] for k in range(n)]
+
+
+def _write_video(path: Path, frames, fps=25):
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": "10", "preset": "ultrafast"}
+        for f in frames:
+            for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
+
+
+def _write_png(path: Path, img):
+    import av
+
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = img.shape[1], img.shape[0], "rgb24"
+        for pkt in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
+
+
+def _tree_digest(root: Path) -> dict:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    (root / "videos").mkdir()
+    (root / "photos").mkdir()
+    rng = np.random.default_rng(0)
+    canvas = _texture(rng, H, W + 24 * 4 + 8)
+    _write_video(root / "videos" / "01_fast.mp4", _pan(canvas, 24, 4))
+    _write_video(root / "videos" / "02_slow.mp4", _pan(canvas, 24, 1))
+    _write_video(root / "videos" / "03_static.mp4", _pan(canvas, 12, 0))
+    distinct = _pan(canvas, 12, 3)
+    _write_video(root / "videos" / "04_repeats.mp4", [f for f in distinct for _ in range(2)])
+    other = _texture(np.random.default_rng(1), H, W + 40) // 2 + 100  # another scene
+    cut = _pan(canvas, CUT_AT, 2) + _pan(other, 24 - CUT_AT, 2)
+    _write_video(root / "videos" / "05_cut.mp4", cut)
+    (root / "videos" / "notes.txt").write_text("not a video")
+    for k in range(2):
+        _write_png(root / "photos" / f"photo{k}.png", _texture(rng, 160, 200, cell=10))
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(src, tmp_path_factory) -> tuple[Path, object]:
+    from train.data.corpus import prepare_corpus
+
+    out = tmp_path_factory.mktemp("cache") / "corpus"
+    before = _tree_digest(src)
+    summary = prepare_corpus(src, out, pack_mb=0.12, seed=0, workers=2)
+    assert _tree_digest(src) == before  # the source is only read
+    return out, summary
+
+
+def _index(out: Path) -> dict:
+    return json.loads((out / "index.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# index
+
+
+def test_static_clip_has_no_triplets(corpus):
+    out, summary = corpus
+    clip = _index(out)["clips"]["videos/03_static.mp4"]
+    assert clip["frames"] == 12
+    assert clip["keep"] == [0]  # every frame repeats the first
+    assert all(not t["start"] for t in clip["triplets"].values())
+    assert summary.repeated_frames >= 11 + 12  # static clip + the doubled frames
+
+
+def test_repeated_frames_collapse_to_distinct_moments(corpus):
+    clip = _index(corpus[0])["clips"]["videos/04_repeats.mp4"]
+    assert clip["keep"] == list(range(0, 24, 2))
+    assert len(clip["triplets"]["1"]["start"]) == 12 - 2  # all distinct triplets are usable
+
+
+def test_scene_cut_is_found_and_never_straddled(corpus):
+    clip = _index(corpus[0])["clips"]["videos/05_cut.mp4"]
+    keep = clip["keep"]
+    assert [keep[p + 1] for p in clip["cuts"]] == [CUT_AT]
+    for g, tr in clip["triplets"].items():
+        g = int(g)
+        for s in tr["start"]:
+            a, b = keep[s], keep[s + 2 * g]
+            assert b < CUT_AT or a >= CUT_AT, (g, s)
+        assert clip["skipped"][str(g)]["cut"] == 2 * g  # every window over the cut
+    assert corpus[1].skipped_cut[1] == 2
+
+
+def test_motion_score_follows_motion(corpus):
+    clips = _index(corpus[0])["clips"]
+    fast = np.median(clips["videos/01_fast.mp4"]["triplets"]["1"]["motion"])
+    slow = np.median(clips["videos/02_slow.mp4"]["triplets"]["1"]["motion"])
+    assert fast > 2 * slow > 0
+    for g in ("1", "2", "3"):  # wider gaps, more motion
+        assert len(clips["videos/02_slow.mp4"]["triplets"][g]["start"]) == 24 - 2 * int(g)
+    m = [np.median(clips["videos/02_slow.mp4"]["triplets"][g]["motion"]) for g in "123"]
+    assert m[0] < m[1] < m[2]
+
+
+def test_packs_hold_every_file_once_within_the_limit(corpus, src):
+    out, summary = corpus
+    index = _index(out)
+    assert len(summary.packs) >= 2  # 0.12 MiB packs cannot hold the fixture in one
+    seen = []
+    for p in summary.packs:
+        size = sum(f.stat().st_size for f in (out / p["name"]).rglob("*") if f.is_file())
+        assert size == p["bytes"] <= 0.12 * 2**20
+        meta = json.loads((out / p["name"] / "pack.json").read_text())
+        for rel in [*meta["clips"], *meta["photos"]]:
+            assert (out / p["name"] / rel).read_bytes() == (src / rel).read_bytes()
+            seen.append(rel)
+    assert sorted(seen) == sorted([*index["clips"], *index["photos"]])
+    assert "videos/notes.txt" not in seen
+    assert summary.videos == 5 and summary.photos == 2
+    assert "pack-00" in "\n".join(summary.lines())
+
+
+def test_plan_packs_spreads_groups_and_rejects_oversize():
+    from train.data.corpus import plan_packs
+
+    items = [(f"a{i}", 10, "talking", "480p") for i in range(4)]
+    items += [(f"b{i}", 10, "sports", "1080p+") for i in range(4)]
+    plan = plan_packs(items, 45, seed=1)
+    assert len(plan) == 2
+    for names in plan:
+        assert sum(n.startswith("a") for n in names) == 2  # each pack gets half of each group
+    with pytest.raises(VfiError, match="raise --pack-mb"):
+        plan_packs([("huge", 100, "g", "b")], 45)
+
+
+def test_bad_source_gives_one_line_errors(tmp_path, src):
+    from train.data.corpus import prepare_corpus
+
+    with pytest.raises(VfiError, match=r"does not exist.*video files") as e:
+        prepare_corpus(tmp_path / "nope", tmp_path / "out")
+    assert "\n" not in str(e.value) and str(tmp_path / "nope") in str(e.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VfiError, match=r"no video files or photos found in .*empty"):
+        prepare_corpus(tmp_path / "empty", tmp_path / "out")
+    (tmp_path / "file.mp4").write_bytes(b"x")
+    with pytest.raises(VfiError, match="is not a folder"):
+        prepare_corpus(tmp_path / "file.mp4", tmp_path / "out")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    with pytest.raises(VfiError, match="not empty"):
+        prepare_corpus(src, tmp_path / "busy")
+    assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_unreadable_video_is_skipped_and_reported(tmp_path):
+    from train.data.corpus import prepare_corpus
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "broken.mp4").write_bytes(b"\x00" * 1000)
+    _write_png(tmp_path / "src" / "p.png", _texture(np.random.default_rng(2), 64, 64))
+    summary = prepare_corpus(tmp_path / "src", tmp_path / "out", workers=1)
+    assert summary.unreadable == ["broken.mp4"] and summary.photos == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# loader
+
+
+@pytest.fixture(scope="module")
+def dataset(corpus):
+    from train.data.corpus_dataset import CorpusDataset
+
+    torch.manual_seed(0)
+    return CorpusDataset(corpus[0], crop=32, threads=2, photo_prob=0.3, third_prob=0.5)
+
+
+def test_loader_serves_float_triplets_in_range(dataset):
+    ts = set()
+    for i in range(40):
+        item = dataset[i]
+        frames, t = item["frames"], float(item["t"])
+        assert frames.shape == (3, 3, 32, 32) and frames.dtype == torch.float32
+        assert frames.min() >= 0.0 and frames.max() <= 1.0
+        ts.add(round(t, 4))
+    assert ts <= {0.5, round(1 / 3, 4), round(2 / 3, 4)} and 0.5 in ts and len(ts) > 1
+    batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    assert batch["frames"].shape == (2, 3, 3, 32, 32) and batch["t"].shape == (2,)
+
+
+def test_loader_only_uses_indexed_triplets(dataset):
+    names = {c.name for c in dataset.clips}
+    assert "videos/03_static.mp4" in names  # loaded but never sampled: no triplets
+    static = next(i for i, c in enumerate(dataset.clips) if c.name == "videos/03_static.mp4")
+    assert not np.any(dataset.table[:, 0] == static)
+    # the frames in RAM are the decoded frames of the file
+    from train.data.corpus_dataset import decode_frames
+
+    row = int(np.flatnonzero(dataset.table[:, 1] == 2)[0])
+    clip, idx = dataset.triplet_frames(row, 1 / 3)
+    s = int(dataset.table[row, 2])
+    assert idx == [int(clip.keep[s]), int(clip.keep[s + 1]), int(clip.keep[s + 3])]
+    ref = decode_frames(dataset.paths[clip.name], idx)
+    assert np.array_equal(np.stack([clip.frames[clip.rows[i]] for i in idx]), ref)
+
+
+def test_loader_is_deterministic_under_torch_seed(dataset):
+    torch.manual_seed(5)
+    a = [dataset[i]["frames"] for i in range(4)]
+    torch.manual_seed(5)
+    b = [dataset[i]["frames"] for i in range(4)]
+    torch.manual_seed(6)
+    c = [dataset[i]["frames"] for i in range(4)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+def test_loader_video_crop_matches_frames_without_augmentation(corpus):
+    from train.data.corpus_dataset import CorpusDataset
+
+    ds = CorpusDataset(corpus[0], crop=64, photo_prob=0, third_prob=0, zoom_prob=0, augment=False)
+    torch.manual_seed(1)
+    for i in range(3):
+        frames = ds[i]["frames"]  # a 64 px window spans the frame height: only x is random
+        u8 = (frames * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (3, 64, 64, 3)
+        found = False
+        for clip in [c for c in ds.clips if len(c.frames)]:
+            for x in range(W - 64 + 1):
+                win = clip.frames[:, :, x : x + 64]
+                rows = [np.flatnonzero((win == u8[k]).all((1, 2, 3))) for k in range(3)]
+                found |= all(len(r) for r in rows) and rows[0][0] < rows[1][0] < rows[2][0]
+        assert found
+
+
+def test_pack_selection_and_errors(corpus, tmp_path):
+    from train.data.corpus_dataset import CorpusDataset
+
+    out = corpus[0]
+    one = CorpusDataset(out / "pack-00", crop=32, threads=1)
+    also = CorpusDataset(out, packs=[0], crop=32, threads=1)
+    assert [c.name for c in one.clips] == [c.name for c in also.clips]
+    with pytest.raises(VfiError, match="pack-77 not in"):
+        CorpusDataset(out, packs=["pack-77"])
+    with pytest.raises(VfiError, match="not a prepared corpus"):
+        CorpusDataset(tmp_path)
+
+
+def test_tampered_file_is_rejected(corpus, tmp_path):
+    import shutil
+
+    from train.data.corpus_dataset import CorpusDataset
+
+    pack = tmp_path / "pack-00"
+    shutil.copytree(corpus[0] / "pack-00", pack)
+    meta = json.loads((pack / "pack.json").read_text())
+    victim = pack / next(iter(meta["clips"]))
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(VfiError, match="sha256 differs"):
+        CorpusDataset(pack, crop=32, threads=1)
+
+
+def test_ram_budget_leaves_out_windows(corpus):
+    from train.data.corpus_dataset import CorpusDataset
+
+    full = CorpusDataset(corpus[0], crop=32, threads=1)
+    small = CorpusDataset(corpus[0], crop=32, threads=1, ram_gb=full.bytes / 2 / 2**30)
+    assert small.bytes <= full.bytes / 2
+    assert 0 < len(small.table) < len(full.table)
+    assert small[0]["frames"].shape == (3, 3, 32, 32)
+
+
+def test_max_gap_curriculum(dataset):
+    dataset.set_max_gap(1)
+    used = dataset.table[np.diff(np.concatenate([[0], dataset.cum_weights])) > 0, 1]
+    assert set(used.tolist()) == {1}
+    dataset.set_max_gap(3)
+    used = dataset.table[np.diff(np.concatenate([[0], dataset.cum_weights])) > 0, 1]
+    assert set(used.tolist()) == {1, 2, 3}
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic triplets
+
+
+@pytest.fixture(scope="module")
+def pyramids(src):
+    from train.data.synthetic import load_photo_pyramid
+
+    return [load_photo_pyramid(p, min_side=64) for p in sorted((src / "photos").glob("*.png"))]
+
+
+def test_synthetic_middle_is_the_t_half_render(pyramids):
+    from train.data.synthetic import SyntheticConfig, random_scene, render, synthetic_triplet
+
+    cfg = SyntheticConfig(size=64, layers=(2, 2))
+    img0, imgt, img1 = synthetic_triplet(pyramids, np.random.default_rng(3), cfg)
+    scene = random_scene(pyramids, np.random.default_rng(3), cfg)  # the same draws
+    assert torch.allclose(imgt, render(scene, pyramids, 0.5), atol=1e-6)
+    assert torch.allclose(img0, render(scene, pyramids, 0.0), atol=1e-6)
+    assert img0.shape == (3, 64, 64) and img0.min() >= 0 and img1.max() <= 1
+    # a real motion, and the middle is not a blend of the ends
+    assert (img0 - img1).abs().mean() > 0.01
+    assert (imgt - (img0 + img1) / 2).abs().mean() > 0.005
+
+
+def test_synthetic_translation_is_exact(pyramids):
+    from train.data.synthetic import Scene, _translate, render
+
+    src = pyramids[0][0].float() / 255  # (3, H, W)
+    cx, cy, d = 90, 70, 8  # a 32x32 view centred at (cx, cy), camera moving 8 px per half-step
+    scene = Scene(
+        size=32,
+        photo=0,
+        level=0,
+        base=_translate(cx, cy),
+        shift=np.array([d, 0.0]),
+        rotate=0.0,
+        zoom=0.0,
+        perspective=np.zeros(2),
+    )
+    f0, ft, f1 = render(scene, pyramids, [0.0, 0.5, 1.0])
+    for frame, dx in ((f0, -d), (ft, 0), (f1, d)):
+        x0, y0 = cx - 16 + dx, cy - 16
+        assert torch.allclose(frame, src[:, y0 : y0 + 32, x0 : x0 + 32], atol=1e-5)
+
+
+def test_synthetic_motion_is_large_and_scalable(pyramids):
+    from train.data.synthetic import SyntheticConfig, camera_motion, random_scene
+
+    def motions(scale):
+        rng = np.random.default_rng(0)
+        cfg = SyntheticConfig(size=64, layers=(0, 0), motion_scale=scale)
+        return np.array([camera_motion(random_scene(pyramids, rng, cfg)) for _ in range(40)])
+
+    full, half = motions(1.0), motions(0.5)
+    assert full.max() > 20 * 64 / 256  # tens of pixels between the end frames at 256²
+    assert np.allclose(half, full / 2, rtol=0.3, atol=1.0)
+    assert np.all(motions(0.0) < 1e-6)
+
+
+def test_synthetic_layers_occlude(pyramids):
+    from train.data.synthetic import SyntheticConfig, random_scene, render
+
+    cfg = SyntheticConfig(size=64, layers=(1, 1))
+    scene = random_scene(pyramids, np.random.default_rng(7), cfg)
+    with_layer = render(scene, pyramids, 0.5)
+    scene.layers = []
+    without = render(scene, pyramids, 0.5)
+    changed = (with_layer - without).abs().amax(0) > 1e-4
+    assert 0.02 < changed.float().mean() < 0.98  # the layer covers part of the frame
