@@ -92,9 +92,20 @@ class Interpolator:
         scale: flow estimated at this fraction of the resolution (1, 0.5, 0.25) for large motion
             and large frames.
         tile: None (whole frames) or a tile side in pixels (see :mod:`engine.tiling`).
+        cuda_graphs: on CUDA, capture the forward once per input shape and replay it. The model
+            launches a few hundred small kernels; at 1080p on an H100 launching them costs more
+            than running them (docs/benchmarks.md), and video frames all have one shape.
     """
 
-    def __init__(self, model, device="auto", precision="auto", scale: float = 1.0, tile=None):
+    def __init__(
+        self,
+        model,
+        device="auto",
+        precision="auto",
+        scale: float = 1.0,
+        tile=None,
+        cuda_graphs: bool = True,
+    ):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         if scale not in (1, 1.0, 0.5, 0.25):
@@ -105,6 +116,7 @@ class Interpolator:
         if self.device.type == "cuda":
             # cuDNN's bf16/fp16 convolutions run in NHWC; NCHW would add a transpose around each.
             self.model = self.model.to(memory_format=torch.channels_last)
+        self._graphs = _GraphCache() if cuda_graphs and self.device.type == "cuda" else None
 
     @property
     def alignment(self) -> int:
@@ -137,6 +149,51 @@ class Interpolator:
         if self.device.type == "cuda":
             a = a.contiguous(memory_format=torch.channels_last)
             b = b.contiguous(memory_format=torch.channels_last)
+        if self._graphs is not None:
+            out = self._graphs.run(self._forward, a, b, t)
+        else:
+            out = self._forward(a, b, t)
+        # Out of place: with CUDA graphs `out` is a static buffer that the next replay overwrites.
+        return out[..., :h, :w].float().clamp(0, 1)
+
+    def _forward(self, a, b, t):
         with self.autocast():
-            out = self.model(a, b, t, scale=self.scale) if self.scale != 1 else self.model(a, b, t)
-        return out[..., :h, :w].float().clamp_(0, 1)
+            return self.model(a, b, t, scale=self.scale) if self.scale != 1 else self.model(a, b, t)
+
+
+class _GraphCache:
+    """CUDA graphs of one forward, keyed by input shape (a few: frames and tiles), LRU-evicted."""
+
+    MAX_GRAPHS = 4
+
+    def __init__(self):
+        self.graphs: dict[tuple, tuple] = {}
+
+    def run(self, fn, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        key = (tuple(a.shape), a.dtype, tuple(t.shape), a.device)
+        if key not in self.graphs:
+            if len(self.graphs) >= self.MAX_GRAPHS:
+                self.graphs.pop(next(iter(self.graphs)))
+            self.graphs[key] = self._capture(fn, a, b, t)
+        graph, inputs, out = self.graphs.pop(key)
+        self.graphs[key] = (graph, inputs, out)  # most recently used last
+        for buf, x in zip(inputs, (a, b, t)):
+            buf.copy_(x)
+        graph.replay()
+        return out
+
+    @staticmethod
+    def _capture(fn, a, b, t):
+        inputs = (a.clone(), b.clone(), t.clone())
+        stream = torch.cuda.Stream(device=a.device)
+        stream.wait_stream(torch.cuda.current_stream(a.device))
+        with torch.cuda.stream(
+            stream
+        ):  # warm-up outside the graph: autotuning, cuDNN plans, caches
+            for _ in range(2):
+                fn(*inputs)
+        torch.cuda.current_stream(a.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = fn(*inputs)
+        return graph, inputs, out
