@@ -61,15 +61,22 @@ def check_frames(img0: torch.Tensor, img1: torch.Tensor) -> None:
 
 
 def time_tensor(t, batch: int, device, dtype=torch.float32) -> torch.Tensor:
-    """t as a (B,) tensor; accepts a float or a (B,) / (1,) tensor, all in [0, 1]."""
-    t = torch.as_tensor(t, dtype=dtype, device=device)
-    if t.ndim == 0 or (t.ndim == 1 and t.shape[0] in (1, batch)):
-        t = t.expand(batch)
-    else:
+    """t as a (B,) tensor; accepts a float or a (B,) / (1,) tensor, all in [0, 1].
+
+    Floats are checked in Python and tensors where they live, so a float t never waits on the GPU.
+    """
+    if isinstance(t, (int, float)):
+        if not 0 <= t <= 1:
+            raise VfiInputError(f"t must lie in [0, 1], got {t}")
+        return torch.full((batch,), float(t), dtype=dtype, device=device)
+    t = torch.as_tensor(t, dtype=dtype)
+    if t.ndim == 0:
+        t = t.reshape(1)
+    if t.ndim != 1 or t.shape[0] not in (1, batch):
         raise VfiInputError(f"t must be a float or a ({batch},) tensor, got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all() or (t < 0).any() or (t > 1).any():
         raise VfiInputError("t must lie in [0, 1]")
-    return t
+    return t.to(device).expand(batch)
 
 
 def pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -142,13 +149,35 @@ class Interpolator:
             out = self._run(a, b, tt)
         return out.to(out_device)
 
+    @torch.inference_mode()
+    def many(self, img0: torch.Tensor, img1: torch.Tensor, ts) -> list[torch.Tensor]:
+        """Frames at several times between one pair: the backbone runs once, the decoder per t.
+
+        Falls back to one full call per t when tiling (tiles are decoded independently) or when
+        the model has no encode/decode split.
+        """
+        check_frames(img0, img1)
+        if self.tile or not hasattr(self.model, "encode"):
+            return [self(img0, img1, t) for t in ts]
+        times = [time_tensor(t, img0.shape[0], self.device) for t in ts]
+        a, (h, w) = self._prepare(img0)
+        b, _ = self._prepare(img1)
+        with self.autocast():
+            state = self.model.encode(a, b, self.scale)
+            outs = [self.model.decode(state, t) for t in times]
+        return [o[..., :h, :w].float().clamp(0, 1).to(img0.device) for o in outs]
+
+    def _prepare(self, x: torch.Tensor):
+        x = x.to(self.device, torch.float32, non_blocking=True)
+        x, hw = pad_to(x, self.alignment)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, hw
+
     def _run(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """One forward on whole (possibly unaligned) frames: pad, autocast, crop, clamp."""
-        a, (h, w) = pad_to(a, self.alignment)
-        b, _ = pad_to(b, self.alignment)
-        if self.device.type == "cuda":
-            a = a.contiguous(memory_format=torch.channels_last)
-            b = b.contiguous(memory_format=torch.channels_last)
+        a, (h, w) = self._prepare(a)
+        b, _ = self._prepare(b)
         if self._graphs is not None:
             out = self._graphs.run(self._forward, a, b, t)
         else:

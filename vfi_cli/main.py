@@ -61,11 +61,19 @@ def cli():
 
 
 def main(argv=None):
+    """Entry point. Not Click's standalone mode, so that Ctrl-C exits 130 (Click would say 1)."""
     try:
-        cli.main(args=argv, prog_name="vfi", standalone_mode=True)
+        rv = cli.main(args=argv, prog_name="vfi", standalone_mode=False)
+    except click.exceptions.Abort:  # Click's wrapping of KeyboardInterrupt / EOF at a prompt
+        click.echo("interrupted", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,360 @@
+"""The plan of a run: everything decided before the first frame (what probe / --dry-run print).
+
+:func:`make_plan` inspects the input (headers, the first frame, every packet's time), resolves the
+output path and kind, the exact timing (:mod:`engine.timing`), the encoder and pixel format
+(:mod:`engine.video.writer`), what happens to each audio/subtitle stream (:mod:`engine.video.streams`),
+device, precision, flow scale and the tile plan with its memory estimate (:mod:`engine.tiling`).
+:class:`Options` holds every setting of ``vfi interpolate``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from engine.errors import VfiError
+from engine.timing import Timing, make_timing
+
+VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".nut")
+
+
+@dataclass
+class Options:
+    """Every setting of ``vfi interpolate`` (the CLI fills it; library users may too)."""
+
+    factor: Fraction | None = None
+    fps: Fraction | None = None
+    slowmo: bool = False
+    scene_detect: bool = True
+    scene_threshold: float = 0.12
+    dedup: bool = False
+    dup_threshold: float = 0.02
+    no_audio: bool = False
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None
+    encoder_options: dict[str, str] = field(default_factory=dict)
+    model: str | None = None  # registry name or weights path (None: registry default)
+    device: str = "auto"
+    precision: str = "auto"
+    scale: str | float = "auto"
+    tile: str | int | None = "auto"  # "auto", a side in pixels, or None/0 for whole frames
+    batch: int = 4  # output frames per forward
+    input_fps: Fraction | None = None  # frame directories / image pairs
+    overwrite: bool = False
+    resume: bool = False
+    queue_size: int = 8
+    segment_frames: int | None = None  # output frames per encoded segment (default ~4 s)
+
+
+@dataclass
+class Plan:
+    """What a run will do, decided before the first frame (printed by probe / --dry-run)."""
+
+    source: object  # engine.video.reader.SourceInfo
+    output: Path
+    output_kind: str  # "video" | "frames" | "image"
+    timing: Timing
+    frames_out: int
+    encode: object | None  # EncodePlan for video output
+    streams: list  # StreamAction
+    model: str
+    device: str
+    precision: str
+    scale: float
+    tile: int | None
+    tiles_per_frame: int
+    memory_estimate: int  # bytes, one forward
+    memory_budget: int | None
+    pair_times: list[Fraction] = field(default_factory=list)  # image pairs: the t's written
+    inputs: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def out_duration(self) -> Fraction:
+        return Fraction(self.frames_out) / self.timing.out_rate
+
+    def to_dict(self) -> dict:
+        s, t = self.source, self.timing
+        return {
+            "input": str(s.path),
+            "input_kind": s.kind,
+            "size": [s.width, s.height],
+            "input_rate": _q(s.rate),
+            "vfr": s.vfr,
+            "input_duration": _q(s.duration),
+            "frames_in": s.frame_count,
+            "pix_fmt": s.pix_fmt,
+            "bit_depth": s.depth,
+            "color": s.color.describe(),
+            "rotation": s.rotation,
+            "output": str(self.output),
+            "output_kind": self.output_kind,
+            "output_rate": _q(t.out_rate),
+            "frames_out": self.frames_out,
+            "output_duration": _q(self.out_duration),
+            "slowmo": _q(t.slowmo),
+            "encode": self.encode.describe() if self.encode else None,
+            "streams": [a.describe() for a in self.streams],
+            "model": self.model,
+            "device": self.device,
+            "precision": self.precision,
+            "scale": self.scale,
+            "tile": self.tile,
+            "tiles_per_frame": self.tiles_per_frame,
+            "memory_estimate_bytes": self.memory_estimate,
+            "memory_budget_bytes": self.memory_budget,
+            "warnings": list(self.warnings),
+        }
+
+
+def _q(x: Fraction) -> dict:
+    return {"exact": str(x), "value": float(x)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning
+
+
+def default_output(inputs: list[Path], options: Options) -> Path:
+    """``<stem>_x<factor>.<ext>`` (``_<fps>fps`` with --fps) beside the input."""
+    first = inputs[0]
+    if options.fps is not None:
+        tag = f"_{_num(options.fps)}fps"
+    else:
+        tag = f"_x{_num(options.factor or 2)}" + ("_slowmo" if options.slowmo else "")
+    if len(inputs) == 2:
+        n_out = int(options.factor or 2) - 1
+        ext = first.suffix if n_out == 1 else ""
+        return first.with_name(first.stem + tag + ext)
+    if first.is_dir():
+        return first.with_name(first.name + tag)
+    ext = first.suffix.lower() if first.suffix.lower() in VIDEO_EXTS else ".mp4"
+    return first.with_name(first.stem + tag + ext)
+
+
+def _num(x) -> str:
+    x = Fraction(x)
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}-{x.denominator}"
+
+
+def output_kind(output: Path, n_inputs: int) -> str:
+    from engine.video.reader import is_image_file
+
+    if output.is_dir():
+        return "frames"
+    if output.suffix.lower() in VIDEO_EXTS:
+        if n_inputs == 2:
+            raise VfiError("two images make image output: give a .png file or a directory")
+        return "video"
+    if is_image_file(output):
+        if output.suffix.lower() != ".png":
+            raise VfiError("frames are written as PNG: name the output .png or give a directory")
+        if n_inputs != 2:
+            raise VfiError(
+                f"{output.name}: a video makes many frames; give a directory or a video file"
+            )
+        return "image"
+    if output.suffix:
+        from engine.video.writer import container_for
+
+        container_for(output)  # raises a clear error for an unknown extension
+    return "frames"
+
+
+def make_plan(
+    inputs, output=None, options: Options | None = None, *, model_config=None, check_output=True
+) -> Plan:
+    """Inspect the input and decide everything (no frame is decoded beyond the first).
+
+    ``check_output=False`` (vfi probe): do not refuse an existing output; nothing is written anyway.
+    """
+    from engine.interpolator import resolve_device, resolve_precision
+    from engine.tiling import estimate_memory, plan_tiles
+    from engine.video.reader import open_pair, open_source
+    from engine.video.streams import plan_streams
+    from engine.video.writer import plan_encoding
+
+    options = options or Options()
+    inputs = [Path(p) for p in inputs]
+    if len(inputs) == 2:
+        source = open_pair(*inputs, input_fps=options.input_fps)
+    elif len(inputs) == 1:
+        source = open_source(inputs[0], input_fps=options.input_fps)
+    else:
+        raise VfiError("give one video, one frame directory, or two images")
+    info = source.info
+    if info.frame_count < 2:
+        raise VfiError(
+            f"{info.path} has only {info.frame_count} video frame: nothing to interpolate"
+        )
+    output = Path(output) if output is not None else default_output(inputs, options)
+    if check_output:
+        _check_output(output, inputs, options)
+    kind = output_kind(output, len(inputs))
+    warnings: list[str] = []
+    if info.damaged_packets:
+        warnings.append(
+            f"the input is damaged ({info.damaged_packets} unreadable packets): "
+            "what can be decoded is used"
+        )
+
+    pair_times: list[Fraction] = []
+    if info.kind == "pair":
+        if options.fps is not None or options.slowmo:
+            raise VfiError(
+                "two images take --factor N (N - 1 frames between them), not --fps/--slowmo"
+            )
+        factor = Fraction(options.factor or 2)
+        if factor.denominator != 1 or factor < 2:
+            raise VfiError(f"two images need a whole --factor of 2 or more, got {factor}")
+        if kind == "image" and factor != 2:
+            raise VfiError(f"--factor {factor} makes {factor - 1} frames: give a directory")
+        pair_times = [Fraction(j, int(factor)) for j in range(1, int(factor))]
+    timing = make_timing(
+        info.rate, info.start, factor=options.factor, fps=options.fps, slowmo=options.slowmo
+    )
+    frames_out = len(pair_times) if pair_times else timing.count(info.end)
+
+    encode = None
+    streams = []
+    if kind == "video":
+        encode = plan_encoding(
+            output,
+            width=info.width,
+            height=info.height,
+            rate=timing.out_rate,
+            color=info.color,
+            source_pix_fmt=info.pix_fmt,
+            source_depth=info.depth,
+            codec=options.codec,
+            crf=options.crf,
+            preset=options.preset,
+            pix_fmt=options.pix_fmt,
+            options=options.encoder_options,
+        )
+        if options.segment_frames:
+            encode.segment_frames = max(1, int(options.segment_frames))
+        warnings += encode.warnings
+        container = encode.container
+    else:
+        container = None
+        if options.codec or options.crf is not None or options.pix_fmt or options.preset:
+            warnings.append("--codec/--crf/--preset/--pix-fmt apply to video output only: ignored")
+    streams = plan_streams(
+        info.streams, container, no_audio=options.no_audio, slowmo=options.slowmo
+    )
+    warnings += [a.describe() for a in streams if a.warn]
+
+    device = resolve_device(options.device)
+    precision = resolve_precision(options.precision, device)
+    scale = _resolve_scale(options.scale, info.width, info.height)
+    align = int(-(-16 // scale)) if model_config is not None else 1
+    budget = memory_budget(device)
+    est_kwargs = dict(config=model_config, batch=max(1, options.batch), precision=precision)
+    tile = _resolve_tile(options.tile, info.width, info.height, budget, align, est_kwargs)
+    if tile:
+        tiles = len(plan_tiles(info.height, info.width, tile, align))
+        mem = estimate_memory(min(tile, info.height), min(tile, info.width), **est_kwargs)
+    else:
+        tiles, mem = 1, estimate_memory(info.height, info.width, **est_kwargs)
+    return Plan(
+        source=info,
+        output=output,
+        output_kind=kind,
+        timing=timing,
+        frames_out=frames_out,
+        encode=encode,
+        streams=streams,
+        model=str(options.model) if options.model else "",
+        device=str(device),
+        precision=precision,
+        scale=scale,
+        tile=tile,
+        tiles_per_frame=tiles,
+        memory_estimate=mem,
+        memory_budget=budget,
+        pair_times=pair_times,
+        inputs=inputs,
+        warnings=warnings,
+    )
+
+
+def _check_output(output: Path, inputs: list[Path], options: Options) -> None:
+    for p in inputs:
+        if output.resolve() == p.resolve():
+            raise VfiError(f"the output {output} is the input: choose another output path")
+    if output.exists() and not output.is_dir() and not options.overwrite:
+        raise VfiError(f"{output} exists: pass -y/--overwrite to replace it")
+    if output.is_dir() and any(output.iterdir()) and not options.overwrite:
+        raise VfiError(f"directory {output} is not empty: pass -y/--overwrite to write into it")
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise VfiError(f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise VfiError(f"cannot write to {parent} (permission denied)")
+
+
+def _resolve_scale(scale, width: int, height: int) -> float:
+    if scale in (None, "auto"):
+        px = width * height
+        return 1.0 if px <= 2_300_000 else 0.5 if px <= 9_000_000 else 0.25
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise VfiError(f"--scale must be auto, 1, 0.5 or 0.25, got {scale!r}") from None
+    if value not in (1.0, 0.5, 0.25):
+        raise VfiError(f"--scale must be auto, 1, 0.5 or 0.25, got {scale!r}")
+    return value
+
+
+def memory_budget(device) -> int | None:
+    """Bytes one forward may use: 85% of the free GPU memory, or half the RAM (capped) on CPU."""
+    import torch
+
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free * 0.85)
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return int(min(ram // 2, 32 * 1024**3))
+
+
+def _resolve_tile(tile, width, height, budget, align, est_kwargs) -> int | None:
+    from engine.tiling import choose_tile, tile_geometry
+
+    if tile in (None, 0, "0", "off", "none"):
+        return None
+    if tile == "auto":
+        return choose_tile(height, width, budget, align=align, **est_kwargs) if budget else None
+    try:
+        side = int(tile)
+    except (TypeError, ValueError):
+        raise VfiError(f"--tile must be auto, off or a size in pixels, got {tile!r}") from None
+    if side < 32:
+        raise VfiError(f"--tile {side} is too small; use 128 or more")
+    side = tile_geometry(side, align)[0]
+    return side if side < max(width, height) else None
+
+
+def model_config_for(name) -> object | None:
+    """The ModelConfig of a registry name or weights file, without loading weights (None: baseline)."""
+    import json
+
+    from engine.config import ModelConfig
+    from engine.registry import default_variant, get_variant
+
+    if not name:
+        return default_variant().config
+    path = Path(str(name))
+    if path.suffix == ".safetensors" and path.with_suffix(".json").is_file():
+        data = json.loads(path.with_suffix(".json").read_text())
+        return ModelConfig.from_dict(data.get("model", data))
+    if path.exists():
+        return None  # a training checkpoint: its config is read when it is loaded
+    return get_variant(str(name)).config

@@ -1,0 +1,186 @@
+"""Tiled inference for frames larger than the memory budget: overlapping tiles, feathered, no seams.
+
+A frame is covered by a grid of ``tile x tile`` windows whose origins are multiples of the model's
+alignment (so every tile sees the same pixel grid as the whole frame would: strided features and
+attention windows line up) and which overlap by ``overlap`` pixels. Each tile's output is weighted
+by a separable ramp that is 0 in the ``margin`` pixels next to an inner tile edge (where the tile
+lacks context), rises linearly across the rest of the overlap, and is 1 inside; at the frame border
+the weight is 1. Two neighbouring ramps sum to exactly 1, so blending is a partition of unity: a
+model whose outputs depend only on pixels within ``margin`` gives bit-for-bit the untiled result
+(tests/test_tiling.py checks this against a slow reference), and any model gives a seamless one.
+
+The memory estimate (:func:`estimate_memory`) drives ``--tile auto`` and the plan printed by
+``vfi probe`` / ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+GIB = 1024**3
+TILE_SIDES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128)
+
+
+@dataclass(frozen=True)
+class Tile:
+    y0: int
+    x0: int
+    h: int
+    w: int
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def tile_geometry(tile: int, align: int, overlap: int | None = None) -> tuple[int, int, int]:
+    """(tile, overlap, margin), all multiples/fractions consistent with ``align``."""
+    align = max(1, int(align))
+    tile = max(_round_up(int(tile), align), 2 * align)
+    if overlap is None:
+        overlap = max(_round_up(tile // 4, align), align)
+    overlap = _round_up(int(overlap), align)
+    if overlap >= tile:
+        overlap = tile - align
+    margin = overlap // 4
+    return tile, overlap, margin
+
+
+def _origins(n: int, tile: int, stride: int) -> list[int]:
+    out = [0]
+    while out[-1] + tile < n:
+        out.append(out[-1] + stride)
+    return out
+
+
+def plan_tiles(height: int, width: int, tile: int, align: int = 1, overlap=None) -> list[Tile]:
+    """The tiles covering a ``height x width`` frame (row-major; the last row/column may be short)."""
+    tile, overlap, _ = tile_geometry(tile, align, overlap)
+    stride = tile - overlap
+    return [
+        Tile(y, x, min(tile, height - y), min(tile, width - x))
+        for y in _origins(height, tile, stride)
+        for x in _origins(width, tile, stride)
+    ]
+
+
+def _ramp(n: int, start_edge: bool, end_edge: bool, overlap: int, margin: int, like):
+    """1-D weights of length n: ramps at the ends that touch a neighbouring tile."""
+    import torch
+
+    pos = torch.arange(n, dtype=torch.float32, device=like.device) + 0.5
+    w = torch.ones(n, dtype=torch.float32, device=like.device)
+    width = max(overlap - 2 * margin, 1)
+    if start_edge:
+        w = torch.minimum(w, ((pos - margin) / width).clamp(0, 1))
+    if end_edge:
+        w = torch.minimum(w, ((n - pos - margin) / width).clamp(0, 1))
+    return w
+
+
+def tiled_call(
+    run: Callable,
+    a,
+    b,
+    t,
+    *,
+    tile: int,
+    align: int = 1,
+    overlap: int | None = None,
+):
+    """``run(a, b, t)`` over overlapping tiles of (B, 3, H, W) frames, blended into one output.
+
+    ``run`` maps (B, 3, h, w) tiles (any h, w: it pads to the alignment itself) to (B, 3, h, w).
+    """
+    import torch
+
+    bsz, _, height, width = a.shape
+    tile, overlap, margin = tile_geometry(tile, align, overlap)
+    if tile >= height and tile >= width:
+        return run(a, b, t)
+    tiles = plan_tiles(height, width, tile, align, overlap)
+    out = torch.zeros(bsz, 3, height, width, dtype=torch.float32, device=a.device)
+    weight = torch.zeros(1, 1, height, width, dtype=torch.float32, device=a.device)
+    for tl in tiles:
+        ys, xs = slice(tl.y0, tl.y0 + tl.h), slice(tl.x0, tl.x0 + tl.w)
+        pred = run(a[..., ys, xs], b[..., ys, xs], t).float()  # (B, 3, h, w)
+        wy = _ramp(tl.h, tl.y0 > 0, tl.y0 + tl.h < height, overlap, margin, a)
+        wx = _ramp(tl.w, tl.x0 > 0, tl.x0 + tl.w < width, overlap, margin, a)
+        w2 = wy[:, None] * wx[None, :]  # (h, w)
+        out[..., ys, xs] += pred * w2
+        weight[..., ys, xs] += w2
+    return out / weight.clamp_min(1e-8)
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory estimate
+
+
+# Live float tensors per layer output at the peak of a forward, relative to the sum of layer widths:
+# an upper-side guess; benchmarks/pipeline.py prints measured vs estimated peaks for recalibration.
+ACTIVATION_FACTOR = 6.0
+
+
+def activation_channels(config) -> float:
+    """Sum over the network's feature maps of channels x (fraction of full-res pixels), per pair."""
+    if config is None:  # the blend baseline: inputs + output
+        return 9.0
+    enc = sum(2 * c / 4**i for i, c in enumerate(config.enc_dims))  # both frames, 1/1 .. 1/16
+    backbone = sum(
+        s.depth * s.dim * (2 + 2 * config.expand) / s.stride**2 for s in config.stages
+    )  # per stage: residual + the Mamba2 in/out projections
+    flow = sum(c / (16 // 2**j) ** 2 for j, c in enumerate(config.flow_dims))  # 1/16, 1/8, 1/4
+    refine = sum(c / (2 * 2**j) ** 2 for j, c in enumerate(config.refine_dims))  # 1/2, 1/4
+    full_res = 3 * 6 + getattr(config, "texture_dim", 0) * bool(getattr(config, "texture_path", 0))
+    return enc + backbone + flow + refine + full_res
+
+
+def estimate_memory(
+    height: int,
+    width: int,
+    *,
+    config=None,
+    batch: int = 1,
+    precision: str = "fp32",
+    bytes_per_pixel: float | None = None,
+    params: int = 0,
+) -> int:
+    """Peak bytes of one forward on ``batch`` pairs of ``height x width`` (weights included).
+
+    ``bytes_per_pixel``: a measured value (see ``calibrate`` in engine.pipeline) instead of the
+    analytic guess.
+    """
+    elem = 2 if precision in ("bf16", "fp16") else 4
+    if bytes_per_pixel is None:
+        bytes_per_pixel = activation_channels(config) * ACTIVATION_FACTOR * elem
+        bytes_per_pixel += 3 * 4 * 3  # fp32 inputs and output
+    return int(batch * height * width * bytes_per_pixel + params * 4)
+
+
+def choose_tile(
+    height: int,
+    width: int,
+    budget: int,
+    *,
+    align: int = 1,
+    **estimate_kwargs,
+) -> int | None:
+    """None when whole frames fit ``budget`` bytes, else the largest tile side that does."""
+    if estimate_memory(height, width, **estimate_kwargs) <= budget:
+        return None
+    for side in TILE_SIDES:
+        tile, _, _ = tile_geometry(side, align)
+        if tile < max(height, width) and estimate_memory(tile, tile, **estimate_kwargs) <= budget:
+            return tile
+    return tile_geometry(TILE_SIDES[-1], align)[0]
+
+
+def smaller_tile(current: int | None, height: int, width: int, align: int = 1) -> int:
+    """The next tile size to try after running out of memory with ``current`` (None: whole frame)."""
+    side = max(height, width) if current is None else current
+    for cand in TILE_SIDES:
+        tile, _, _ = tile_geometry(cand, align)
+        if tile <= side // 2 or (current is None and tile < side):
+            return tile
+    return tile_geometry(TILE_SIDES[-1], align)[0]

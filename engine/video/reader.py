@@ -1,0 +1,489 @@
+"""Reading: a video file, a directory of numbered frames, or two images -> RGB frames + exact times.
+
+:func:`open_source` inspects the input once (cheaply: it demuxes packets without decoding them, so
+the frame count, start/end times and CFR/VFR are exact) and returns a :class:`Source`;
+``Source.frames()`` then decodes, yielding :class:`SourceFrame` objects whose ``time`` is a
+``Fraction`` (PTS x time_base) and whose ``image`` is an integer (H, W, 3) RGB tensor in the travel
+format of :mod:`engine.video.color` (uint8 for 8-bit sources, uint16 for deeper ones).
+
+Damaged input: packets that fail to decode are skipped and counted (``Source.errors``); what can be
+read is used and the caller says so. Frames whose time does not increase are dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from engine.errors import VfiError
+from engine.timing import is_vfr, snap_to_grid
+from engine.video.color import ColorInfo, bit_depth, color_info, is_rgb, rgb_format
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".tga", ".ppm", ".dpx")
+DEFAULT_FRAMES_FPS = Fraction(24)
+
+
+def to_fraction(value) -> Fraction | None:
+    """A PyAV rational (Fraction in PyAV < 19, AVRational from 19 on; falsy when unset) or None."""
+    if value is None or not value:
+        return None
+    return Fraction(int(value.numerator), int(value.denominator))
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A stream of the input other than the video being interpolated."""
+
+    index: int
+    type: str  # "audio" | "subtitle" | "attachment" | "data" | "video"
+    codec: str
+    language: str = ""
+    title: str = ""
+    detail: str = ""  # e.g. "48000 Hz, stereo"
+
+
+@dataclass
+class SourceInfo:
+    path: Path
+    kind: str  # "video" | "frames" | "pair"
+    width: int
+    height: int
+    rate: Fraction  # nominal input rate (CFR: the rate; VFR: the average)
+    start: Fraction  # time of the first frame
+    end: Fraction  # end of the last frame (its time + its duration)
+    last_time: Fraction  # time of the last frame
+    frame_count: int
+    vfr: bool
+    codec: str
+    pix_fmt: str
+    depth: int  # bits per component of the source (8, 10, 12, 16)
+    color: ColorInfo
+    rotation: int = 0  # display rotation, degrees counter-clockwise (kept as metadata)
+    format_name: str = ""
+    streams: list[StreamInfo] = field(default_factory=list)
+    video_index: int = 0
+    tick: Fraction = Fraction(1, 1000)  # the time base: timestamps are exact to this
+    damaged_packets: int = 0  # packets the demuxer flagged or could not read during the scan
+    chapters: int = 0
+
+    @property
+    def duration(self) -> Fraction:
+        return self.end - self.start
+
+    @property
+    def travel_depth(self) -> int:
+        """8 or 16: the bit depth of the RGB frames the pipeline carries."""
+        return 8 if self.depth <= 8 else 16
+
+
+@dataclass
+class SourceFrame:
+    index: int  # position among the frames yielded (0, 1, 2, ...)
+    time: Fraction
+    image: object  # torch.Tensor (H, W, 3), uint8 or uint16
+
+
+# --------------------------------------------------------------------------------------------------
+# Opening
+
+
+def open_source(path, *, input_fps=None) -> Source:
+    """Inspect ``path`` (video file, frame directory) and return a :class:`Source`."""
+    path = Path(path)
+    if not path.exists():
+        raise VfiError(f"input not found: {path}")
+    if path.is_dir():
+        files = list_frames(path)
+        return ImageSequence(path, files, "frames", rate=_rate(input_fps))
+    return VideoFile(path, rate_override=_rate(input_fps) if input_fps else None)
+
+
+def open_pair(path0, path1, *, input_fps=None) -> Source:
+    """Two images as a two-frame source (the in-between frames go to a file or a directory)."""
+    files = []
+    for p in (Path(path0), Path(path1)):
+        if not p.is_file():
+            raise VfiError(f"input not found: {p}")
+        files.append(p)
+    return ImageSequence(files[0], files, "pair", rate=_rate(input_fps))
+
+
+def _rate(input_fps) -> Fraction:
+    if input_fps is None:
+        return DEFAULT_FRAMES_FPS
+    rate = Fraction(input_fps)
+    if rate <= 0:
+        raise VfiError(f"--input-fps must be positive, got {input_fps}")
+    return rate
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTS
+
+
+def list_frames(directory: Path) -> list[Path]:
+    """Image files of a directory in frame order (by the last number in the name, then name)."""
+    files = [p for p in directory.iterdir() if p.is_file() and is_image_file(p)]
+    if not files:
+        raise VfiError(f"{directory} holds no image frames ({', '.join(IMAGE_EXTS[:4])}, ...)")
+
+    def key(p: Path):
+        nums = re.findall(r"\d+", p.stem)
+        return (int(nums[-1]) if nums else -1, p.name)
+
+    return sorted(files, key=key)
+
+
+class Source:
+    info: SourceInfo
+    errors: int = 0  # packets/files that failed to decode in frames()
+    dropped: int = 0  # frames dropped because their time did not increase
+
+    def frames(self) -> Iterator[SourceFrame]:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------------
+# Video files
+
+
+class VideoFile(Source):
+    def __init__(self, path: Path, rate_override: Fraction | None = None):
+        self.path = path
+        self.errors = 0
+        self.dropped = 0
+        self.info = _inspect_video(path, rate_override)
+
+    def frames(self) -> Iterator[SourceFrame]:
+        import av
+        import torch
+
+        info = self.info
+        fmt = rgb_format(info.depth)
+        container = _open_container(self.path)
+        try:
+            stream = container.streams[info.video_index]
+            stream.thread_type = "AUTO"  # frame + slice threads: decoding keeps up with the model
+            tb = to_fraction(stream.time_base) or Fraction(1, 1000)
+            last: Fraction | None = None
+            index = 0
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError:
+                    self.errors += 1
+                    continue
+                for frame in decoded:
+                    if frame.pts is None:
+                        time = info.start if last is None else last + 1 / info.rate
+                    else:
+                        time = frame.pts * tb
+                    if not info.vfr:
+                        time = snap_to_grid(time, info.start, info.rate, info.tick)
+                    if last is not None and time <= last:
+                        self.dropped += 1
+                        continue
+                    last = time
+                    arr = frame.to_ndarray(
+                        format=fmt,
+                        src_colorspace=info.color.sws_matrix,
+                        src_color_range=info.color.range,
+                        dst_color_range=2,  # full-range RGB
+                    )
+                    yield SourceFrame(index, time, torch.from_numpy(arr))
+                    index += 1
+        finally:
+            container.close()
+
+
+def _open_container(path: Path):
+    import av
+
+    try:
+        return av.open(str(path), "r")
+    except av.error.FFmpegError as e:
+        raise VfiError(f"{path} is not a video or image file FFmpeg can read ({_why(e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise VfiError(f"cannot open {path}: {e}") from None
+
+
+def _why(err) -> str:
+    return getattr(err, "strerror", None) or str(err).split(":")[-1].strip() or type(err).__name__
+
+
+def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
+    """Read the headers, the first frame (colour, rotation) and every packet's time (no decoding)."""
+
+    container = _open_container(path)
+    try:
+        videos = [s for s in container.streams if s.type == "video" and not _is_cover_art(s)]
+        if not videos:
+            raise VfiError(
+                f"{path} has no video stream (an audio-only file?); nothing to interpolate"
+            )
+        stream = videos[0]
+        cc = stream.codec_context
+        if cc is None or not cc.name:
+            raise VfiError(f"{path}: this FFmpeg build has no decoder for its video codec")
+        tb = to_fraction(stream.time_base) or Fraction(1, 1000)
+        first = _first_frame(container, stream, path)
+        pix_fmt = first.format.name
+        depth = 8 if pix_fmt in ("pal8",) else bit_depth(pix_fmt)
+        color = color_info(first, first.height, pix_fmt)
+        if is_rgb(pix_fmt):
+            color = ColorInfo(matrix=0, range=2, primaries=color.primaries, trc=color.trc)
+        rotation = int(getattr(first, "rotation", 0) or 0)
+        others = [_stream_info(s) for s in container.streams if s is not stream]
+        chapters = len(container.chapters()) if hasattr(container, "chapters") else 0
+        format_name = container.format.name
+        video_index = stream.index
+        codec = cc.name
+        header_rates = [
+            to_fraction(getattr(stream, a, None)) for a in ("base_rate", "average_rate")
+        ]
+    finally:
+        container.close()
+
+    scan = _scan_packets(path, video_index, tb)
+    if scan.count == 0:
+        raise VfiError(f"{path} has no readable video frames")
+    vfr = is_vfr(scan.min_gap, scan.max_gap, scan.median_gap, tb) if scan.count > 2 else False
+    rate = rate_override or _nominal_rate(header_rates, scan, vfr, tb)
+    if rate is None:
+        raise VfiError(f"{path}: cannot tell its frame rate; give it with --input-fps")
+    last_duration = scan.last_duration or (1 / rate)
+    last = scan.last
+    if not vfr:  # CFR: times on the exact grid (coarse container clocks round them)
+        last = snap_to_grid(scan.last, scan.first, rate, tb)
+        last_duration = 1 / rate
+    return SourceInfo(
+        path=path,
+        kind="video",
+        width=first.width,
+        height=first.height,
+        rate=rate,
+        start=scan.first,
+        end=last + last_duration,
+        last_time=last,
+        frame_count=scan.count,
+        vfr=vfr,
+        codec=codec,
+        pix_fmt=pix_fmt,
+        depth=depth,
+        color=color,
+        rotation=rotation,
+        format_name=format_name,
+        streams=others,
+        video_index=video_index,
+        tick=tb,
+        damaged_packets=scan.damaged,
+        chapters=chapters,
+    )
+
+
+def _is_cover_art(stream) -> bool:
+    disp = getattr(stream, "disposition", None)
+    try:
+        return bool(disp is not None and int(disp) & 0x400)  # AV_DISPOSITION_ATTACHED_PIC
+    except (TypeError, ValueError):
+        return False
+
+
+def _first_frame(container, stream, path):
+    import av
+
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            if frames:
+                return frames[0]
+    except av.error.FFmpegError as e:
+        raise VfiError(f"{path} is damaged: no video frame could be decoded ({_why(e)})") from None
+    raise VfiError(f"{path} has no decodable video frames (damaged, or an unsupported codec)")
+
+
+def _stream_info(s) -> StreamInfo:
+    meta = dict(s.metadata or {})
+    detail = ""
+    cc = s.codec_context if s.type in ("audio", "video") else None
+    name = getattr(cc, "name", None) if cc is not None else None
+    if not name:
+        name = getattr(getattr(s, "codec", None), "name", None) or _codec_name(s)
+    if s.type == "audio" and cc is not None:
+        layout = getattr(getattr(cc, "layout", None), "name", "")
+        detail = f"{cc.sample_rate} Hz" + (f", {layout}" if layout else "")
+    elif s.type == "attachment":
+        detail = meta.get("filename", "")
+    return StreamInfo(
+        index=s.index,
+        type=s.type,
+        codec=name or "unknown",
+        language=meta.get("language", ""),
+        title=meta.get("title", ""),
+        detail=detail,
+    )
+
+
+def _codec_name(s) -> str:
+    try:
+        return s.codec_context.name
+    except AttributeError:
+        return "unknown"
+
+
+@dataclass
+class _Scan:
+    count: int = 0
+    first: Fraction = Fraction(0)
+    last: Fraction = Fraction(0)
+    last_duration: Fraction | None = None
+    min_gap: Fraction | None = None
+    max_gap: Fraction | None = None
+    median_gap: Fraction | None = None
+    damaged: int = 0
+
+
+def _scan_packets(path: Path, index: int, tb: Fraction) -> _Scan:
+    """Every video packet's presentation time, in presentation order, without decoding.
+
+    Packets come in decode order (B-frames), so times pass through a small min-heap that puts them
+    back in presentation order; memory stays constant however long the file.
+    """
+    import av
+
+    scan = _Scan()
+    heap: list[tuple[int, int]] = []
+    prev: int | None = None
+    gaps: dict[int, int] = {}  # gap (ticks) -> how often: few distinct values, constant memory
+
+    def take(pts, dur):
+        nonlocal prev
+        if prev is not None:
+            if pts <= prev:
+                return
+            gap = pts - prev
+            if len(gaps) < 4096 or gap in gaps:
+                gaps[gap] = gaps.get(gap, 0) + 1
+        else:
+            scan.first = pts * tb
+        prev = pts
+        scan.count += 1
+        scan.last = pts * tb
+        scan.last_duration = dur * tb if dur else None
+
+    container = _open_container(path)
+    try:
+        stream = container.streams[index]
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if getattr(packet, "is_corrupt", False):
+                    scan.damaged += 1
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if pts is None:  # raw streams without times: count only, at the nominal rate
+                    pts = (prev or 0) + 1 if not heap else max(heap)[0] + 1
+                heapq.heappush(heap, (pts, packet.duration or 0))
+                if len(heap) > 32:
+                    take(*heapq.heappop(heap))
+        except av.error.FFmpegError:
+            scan.damaged += 1  # truncated: what was read so far is the file
+        while heap:
+            take(*heapq.heappop(heap))
+    finally:
+        container.close()
+    if gaps:
+        ordered = sorted(gaps)
+        scan.min_gap, scan.max_gap = ordered[0] * tb, ordered[-1] * tb
+        half, seen = sum(gaps.values()) / 2, 0
+        for g in ordered:
+            seen += gaps[g]
+            if seen >= half:
+                scan.median_gap = g * tb
+                break
+    return scan
+
+
+def _nominal_rate(header_rates, scan: _Scan, vfr: bool, tb: Fraction) -> Fraction | None:
+    """The input rate: a header rate that matches the packet times (CFR), else the average."""
+    if not vfr and scan.median_gap:
+        for r in header_rates:
+            if r and r > 0 and abs(1 / r - scan.median_gap) <= tb:
+                return r
+        return (1 / scan.median_gap).limit_denominator(1001)
+    if scan.count > 1 and scan.last > scan.first:
+        avg = Fraction(scan.count - 1) / (scan.last - scan.first)
+        return avg.limit_denominator(100000)
+    return next((r for r in header_rates if r and r > 0), None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Image sequences (a frame directory, or an image pair)
+
+
+class ImageSequence(Source):
+    def __init__(self, path: Path, files: list[Path], kind: str, rate: Fraction):
+        self.path = path
+        self.files = files
+        self.errors = 0
+        self.dropped = 0
+        first = _read_image(files[0])
+        h, w = first.height, first.width
+        pix_fmt = first.format.name
+        depth = bit_depth(pix_fmt) if pix_fmt != "pal8" else 8
+        self.info = SourceInfo(
+            path=path,
+            kind=kind,
+            width=w,
+            height=h,
+            rate=rate,
+            start=Fraction(0),
+            end=Fraction(len(files)) / rate,
+            last_time=Fraction(len(files) - 1) / rate,
+            frame_count=len(files),
+            vfr=False,
+            codec=first_codec(files[0]),
+            pix_fmt=pix_fmt,
+            depth=depth,
+            color=ColorInfo(matrix=1, range=2, primaries=1, trc=13),  # images: sRGB
+            tick=1 / rate,
+        )
+
+    def frames(self) -> Iterator[SourceFrame]:
+        import torch
+
+        fmt = rgb_format(self.info.depth)
+        for i, p in enumerate(self.files):
+            frame = _read_image(p)
+            if (frame.width, frame.height) != (self.info.width, self.info.height):
+                raise VfiError(
+                    f"{p.name} is {frame.width}x{frame.height} but the first frame is "
+                    f"{self.info.width}x{self.info.height}; all frames must have one size"
+                )
+            arr = frame.to_ndarray(format=fmt)
+            yield SourceFrame(i, Fraction(i) / self.info.rate, torch.from_numpy(arr))
+
+
+def first_codec(path: Path) -> str:
+    return path.suffix.lower().lstrip(".")
+
+
+def _read_image(path: Path):
+    import av
+
+    container = _open_container(path)
+    try:
+        for frame in container.decode(video=0):
+            return frame
+    except (av.error.FFmpegError, IndexError) as e:
+        raise VfiError(f"{path} is not a readable image ({_why(e)})") from None
+    finally:
+        container.close()
+    raise VfiError(f"{path} is not a readable image")

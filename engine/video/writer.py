@@ -1,0 +1,337 @@
+"""Encoding: one RGB -> Y'CbCr path for every frame, bit depth kept, colour tags copied.
+
+Every output frame (a repeated source frame or a synthesized one) arrives here as integer RGB in the
+travel format (:func:`engine.video.color.quantize`), and goes through :func:`rgb_to_frame`: the same
+swscale conversion with the same explicit matrix and range. So no frame is converted differently from
+its neighbours, and nothing flickers.
+
+The video is encoded in *segments* (a few seconds each, one encoder per segment, every segment
+starting with a keyframe): the pipeline renames a finished segment into place and records it in the
+journal, so an interrupted run resumes from the last finished segment and ends bit-identical to an
+uninterrupted one. :mod:`engine.video.mux` then joins the segments' packets (no re-encode) with the
+copied audio and subtitles into the final file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from engine.errors import VfiError
+from engine.video.color import TV, ColorInfo, bit_depth, rgb_format
+
+# Output file extension -> FFmpeg muxer.
+CONTAINERS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".nut": "nut",
+}
+# Codec -> (CRF option name or None, default CRF, default preset option, default preset value).
+CODEC_DEFAULTS = {
+    "libx264": ("crf", "18", "preset", "fast"),
+    "libx265": ("crf", "20", "preset", "fast"),
+    "libvpx-vp9": ("crf", "30", "cpu-used", "4"),
+    "libsvtav1": ("crf", "30", "preset", "8"),
+    "libaom-av1": ("crf", "30", "cpu-used", "6"),
+    "ffv1": (None, None, None, None),  # lossless
+    "h264_nvenc": ("cq", "19", "preset", "p4"),
+    "hevc_nvenc": ("cq", "21", "preset", "p4"),
+    "av1_nvenc": ("cq", "28", "preset", "p4"),
+}
+KNOWN_CODECS = tuple(CODEC_DEFAULTS)
+SEGMENT_SECONDS = 4  # journal granularity; also a natural keyframe interval
+
+
+@dataclass
+class EncodePlan:
+    """Everything the encoder needs, decided once before the first frame."""
+
+    codec: str
+    container: str  # muxer of the final file
+    pix_fmt: str
+    width: int  # encoded size (even where chroma is subsampled)
+    height: int
+    src_width: int  # the frames' size (the right/bottom edge is repeated up to width x height)
+    src_height: int
+    rate: Fraction  # output frames per second
+    color: ColorInfo
+    depth: int  # travel depth of the RGB frames: 8 or 16
+    options: dict[str, str] = field(default_factory=dict)
+    segment_frames: int = 240
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def segment_container(self) -> str:
+        return (
+            "mp4"
+            if self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
+            else "matroska"
+        )
+
+    def describe(self) -> str:
+        opts = " ".join(f"{k}={v}" for k, v in self.options.items())
+        size = f"{self.width}x{self.height}"
+        if (self.width, self.height) != (self.src_width, self.src_height):
+            size += f" (padded from {self.src_width}x{self.src_height})"
+        return f"{self.codec} {self.pix_fmt} {size} {opts}".strip()
+
+
+def container_for(path: Path) -> str:
+    fmt = CONTAINERS.get(path.suffix.lower())
+    if fmt is None:
+        raise VfiError(
+            f"unknown output extension {path.suffix or '(none)'!r}; use one of "
+            f"{', '.join(CONTAINERS)} or an existing directory for PNG frames"
+        )
+    return fmt
+
+
+def plan_encoding(
+    out_path: Path,
+    *,
+    width: int,
+    height: int,
+    rate: Fraction,
+    color: ColorInfo,
+    source_pix_fmt: str,
+    source_depth: int,
+    codec: str | None = None,
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    options: dict[str, str] | None = None,
+) -> EncodePlan:
+    """Resolve codec, pixel format (keeping the bit depth), size and options for ``out_path``."""
+    import av
+
+    container = container_for(out_path)
+    if codec is None:
+        codec = "libvpx-vp9" if container == "webm" else "libx264"
+    try:
+        av_codec = av.codec.Codec(codec, "w")
+    except Exception:
+        raise VfiError(
+            f"encoder {codec!r} is not available in this FFmpeg build; try {', '.join(KNOWN_CODECS[:5])}"
+        ) from None
+    if av_codec.type != "video":
+        raise VfiError(f"{codec!r} is not a video encoder")
+    _check_container_accepts(container, av_codec.name, out_path)
+    warnings: list[str] = []
+    formats = [f.name for f in av_codec.video_formats or ()]
+    chosen = _choose_pix_fmt(pix_fmt, formats, source_pix_fmt, source_depth, codec, warnings)
+
+    opts: dict[str, str] = {}
+    crf_key, crf_default, preset_key, preset_default = CODEC_DEFAULTS.get(codec, (None,) * 4)
+    if crf is not None:
+        if crf_key is None:
+            raise VfiError(f"{codec} takes no --crf (it is lossless or rate-controlled by -e)")
+        if not 0 <= crf <= 63:
+            raise VfiError(f"--crf must be between 0 and 63, got {crf}")
+    if crf_key:
+        opts[crf_key] = str(crf if crf is not None else crf_default)
+    if codec == "libvpx-vp9":
+        opts.update({"b": "0", "row-mt": "1", "deadline": "good"})
+    if preset_key:
+        opts[preset_key] = str(preset if preset is not None else preset_default)
+    elif preset is not None:
+        raise VfiError(f"{codec} takes no --preset; set encoder options with -e key=value")
+    opts.update(options or {})
+
+    fmt = av.VideoFormat(chosen)
+    w, h = width, height
+    # Subsampled chroma needs even sizes: repeat the last column/row (H.264 & co. cannot crop odd).
+    if fmt.chroma_width(w) * 2 != w and _subsampled(fmt, "w"):
+        w += 1
+    if fmt.chroma_height(h) * 2 != h and _subsampled(fmt, "h"):
+        h += 1
+    if (w, h) != (width, height):
+        warnings.append(
+            f"{width}x{height} is odd and {chosen} halves the chroma: encoding {w}x{h} with the "
+            "edge repeated (use --pix-fmt yuv444p to keep the exact size)"
+        )
+    out_color = color
+    if not color.range:
+        out_color = ColorInfo(color.matrix, TV, color.primaries, color.trc)
+    segment = max(8, round(rate * SEGMENT_SECONDS))
+    return EncodePlan(
+        codec=codec,
+        container=container,
+        pix_fmt=chosen,
+        width=w,
+        height=h,
+        src_width=width,
+        src_height=height,
+        rate=Fraction(rate),
+        color=out_color,
+        depth=8 if source_depth <= 8 else 16,
+        options=opts,
+        segment_frames=segment,
+        warnings=warnings,
+    )
+
+
+def _subsampled(fmt, axis: str) -> bool:
+    probe = 4
+    return (fmt.chroma_width(probe) if axis == "w" else fmt.chroma_height(probe)) < probe
+
+
+def _check_container_accepts(container: str, codec_name: str, out_path: Path) -> None:
+    import io
+
+    import av
+
+    out = av.open(io.BytesIO(), "w", format=container)
+    try:
+        supported = getattr(out, "supported_codecs", None)
+        if supported is not None and av.codec.Codec(codec_name, "w").name not in supported:
+            # Encoders are named libx264 etc.; containers list codec names (h264).
+            base = av.codec.Codec(codec_name, "w").canonical_name
+            if base not in supported:
+                raise VfiError(
+                    f"{out_path.suffix} files cannot hold {codec_name} video; pick another --codec "
+                    "or another output extension (.mkv holds nearly everything)"
+                )
+    finally:
+        out.close()
+
+
+def _choose_pix_fmt(requested, formats, source_pix_fmt, source_depth, codec, warnings) -> str:
+    if requested:
+        if formats and requested not in formats:
+            raise VfiError(f"{codec} cannot encode {requested}; it takes {', '.join(formats[:12])}")
+        return requested
+    src = source_pix_fmt.replace("yuvj", "yuv")  # full range is a tag, not a format
+    depth = max(8, source_depth)
+    wanted = [src] if src.startswith("yuv") and "a" not in src[3:5] else []
+    wanted += [f"yuv420p{depth}le" if depth > 8 else "yuv420p", "yuv420p10le", "yuv420p"]
+    for cand in wanted:
+        if not formats or cand in formats:
+            if bit_depth(cand) < depth:
+                warnings.append(
+                    f"{codec} cannot keep the source's {depth}-bit depth here: writing {cand} "
+                    "(libx265 or ffv1 keep 10-bit)"
+                )
+            return cand
+    return formats[0]
+
+
+def rgb_to_frame(rgb, plan: EncodePlan):
+    """Integer RGB (H, W, 3) numpy array -> a Y'CbCr av.VideoFrame tagged with the plan's colour.
+
+    The only place the pipeline converts RGB to Y'CbCr (see the module docstring).
+    """
+    import av
+    import numpy as np
+
+    if plan.depth == 16 and rgb.dtype != np.uint16:
+        rgb = rgb.astype(np.uint16)
+    ph, pw = plan.height - rgb.shape[0], plan.width - rgb.shape[1]
+    if ph or pw:
+        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=rgb_format(plan.depth))
+    c = plan.color
+    out = frame.reformat(
+        format=plan.pix_fmt,
+        src_color_range=2,
+        dst_colorspace=c.sws_matrix,
+        dst_color_range=c.range,
+    )
+    out.colorspace = c.matrix
+    out.color_range = c.range
+    out.color_primaries = c.primaries
+    out.color_trc = c.trc
+    return out
+
+
+class SegmentWriter:
+    """Encodes one segment: frames with local pts 0, 1, 2, ... at the plan's rate."""
+
+    def __init__(self, plan: EncodePlan, path: Path):
+        import av
+
+        self.plan = plan
+        self.path = Path(path)
+        self.count = 0
+        try:
+            self.container = av.open(str(path), "w", format=plan.segment_container)
+        except (OSError, av.error.FFmpegError) as e:
+            raise VfiError(f"cannot write {path}: {e}") from None
+        stream = self.container.add_stream(plan.codec, rate=plan.rate)
+        stream.width, stream.height = plan.width, plan.height
+        stream.pix_fmt = plan.pix_fmt
+        stream.time_base = 1 / plan.rate
+        cc = stream.codec_context
+        cc.colorspace = plan.color.matrix
+        cc.color_range = plan.color.range
+        cc.color_primaries = plan.color.primaries
+        cc.color_trc = plan.color.trc
+        cc.options = dict(plan.options)
+        self.stream = stream
+
+    def write(self, rgb) -> None:
+        frame = rgb_to_frame(rgb, self.plan)
+        frame.pts = self.count
+        self.count += 1
+        self._mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self._mux(self.stream.encode(None))
+        self.container.close()
+
+    def abort(self) -> None:
+        # Closing a half-written file may fail; the file is deleted next anyway.
+        with contextlib.suppress(Exception):
+            self.container.close()
+
+    def _mux(self, packets) -> None:
+        import av
+
+        try:
+            self.container.mux(packets)
+        except av.error.FFmpegError as e:
+            raise _write_error(self.path, e) from None
+        except OSError as e:
+            raise _write_error(self.path, e) from None
+
+
+def open_encoder_error(codec: str, err) -> VfiError:
+    return VfiError(f"encoder {codec} refused the settings: {err}")
+
+
+def _write_error(path: Path, err) -> VfiError:
+    import errno
+
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC:
+        return VfiError(f"disk full while writing {path.parent}; free some space and rerun")
+    return VfiError(f"cannot write {path}: {err}")
+
+
+def write_png(path: Path, rgb, depth: int) -> None:
+    """One PNG (8- or 16-bit RGB) written through a temporary name and renamed."""
+    import av
+    import numpy as np
+
+    fmt = rgb_format(depth)
+    if depth == 16 and rgb.dtype != np.uint16:
+        rgb = rgb.astype(np.uint16)
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
+    cc = av.CodecContext.create("png", "w")
+    cc.width, cc.height = frame.width, frame.height
+    cc.pix_fmt = "rgb24" if depth == 8 else "rgb48be"
+    cc.time_base = Fraction(1, 1)
+    if depth == 16:
+        frame = frame.reformat(format="rgb48be")
+    data = b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, e) from None

@@ -1,0 +1,177 @@
+"""A clip factory for the video tests: small synthetic clips written with PyAV, in a few ms each.
+
+Every clip is made of frames from :func:`pattern`: a smooth gradient with a bright square moving
+steadily to the right (so interpolated frames are checkable), with a different colour scheme per
+"scene". ``make_clip`` writes video (+ optional AAC audio and a subtitle stream) with exact
+timestamps; the named helpers build the cases the issue lists.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+SUBTITLES = [
+    (Fraction(1, 10), Fraction(4, 10), "Hello"),
+    (Fraction(1, 2), Fraction(8, 10), "World"),
+]
+
+
+def pattern(i: int, width: int, height: int, scene: int = 0, depth: int = 8) -> np.ndarray:
+    """Frame ``i`` of a scene as (H, W, 3) uint8 (or uint16 for depth > 8)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = [
+        (0.2 + 0.6 * xx / max(width - 1, 1), 0.3 + 0.4 * yy / max(height - 1, 1), 0.5),
+        (0.8 - 0.5 * yy / max(height - 1, 1), 0.2, 0.3 + 0.6 * xx / max(width - 1, 1)),
+    ][scene % 2]
+    img = np.stack([np.broadcast_to(np.float32(c), xx.shape) for c in base], axis=-1)
+    side = max(1, min(width, height) // 4)
+    x0 = (2 * i) % max(1, width - side)
+    y0 = max(0, height // 2 - side // 2)
+    img[y0 : y0 + side, x0 : x0 + side] = (0.95, 0.95, 0.9) if scene % 2 == 0 else (0.05, 0.9, 0.1)
+    top = 255 if depth <= 8 else 65535
+    out = np.round(img * top)
+    return out.astype(np.uint8 if depth <= 8 else np.uint16)
+
+
+def make_clip(
+    path,
+    *,
+    frames: int = 12,
+    rate: Fraction = Fraction(24000, 1001),
+    size: tuple[int, int] = (64, 48),
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    times: list[Fraction] | None = None,
+    scenes: list[int] | None = None,
+    repeat: int = 1,
+    audio: bool = False,
+    subtitles: bool = False,
+    color: dict | None = None,
+    rotation: int = 0,
+    metadata: dict | None = None,
+    time_base: Fraction | None = None,
+) -> Path:
+    """Write a clip and return its path.
+
+    ``times``: explicit presentation times (VFR); ``scenes``: the scene of each frame (hard cuts);
+    ``repeat``: each picture shown that many times (duplicates); ``color``: codec colour tags
+    (colorspace, color_range, color_primaries, color_trc as FFmpeg integers).
+    """
+    import av
+
+    path = Path(path)
+    width, height = size
+    depth = 16 if "10" in pix_fmt or "12" in pix_fmt else 8
+    fmt = "rgb24" if depth == 8 else "rgb48le"
+    out = av.open(str(path), "w")
+    stream = out.add_stream(codec, rate=rate)
+    stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+    tb = time_base or (Fraction(1, 1000) if times is not None else 1 / rate)
+    stream.time_base = tb
+    cc = stream.codec_context
+    if codec == "libx264":
+        cc.options = {"preset": "ultrafast", "crf": "10"}
+    elif codec == "libx265":
+        cc.options = {"preset": "ultrafast", "crf": "12", "x265-params": "log-level=error"}
+    for key, value in (color or {}).items():
+        setattr(cc, key, value)
+    if rotation:
+        stream.set_display_rotation(rotation)
+    if metadata:
+        out.metadata.update(metadata)
+    astream = None
+    if audio:
+        astream = out.add_stream("aac", rate=48000)
+        astream.layout = "stereo"
+        astream.metadata["language"] = "eng"
+    sstream = None
+    if subtitles:
+        sstream = out.add_mux_stream("mov_text" if path.suffix in (".mp4", ".mov") else "subrip")
+        sstream.time_base = Fraction(1, 1000)
+        sstream.metadata["language"] = "fra"
+
+    for i in range(frames):
+        scene = scenes[i] if scenes else 0
+        img = pattern(i // repeat, width, height, scene, depth)
+        frame = av.VideoFrame.from_ndarray(img, format=fmt)
+        for key in ("colorspace", "color_range"):
+            if color and key in color:
+                setattr(frame, key, color[key])
+        t = times[i] if times is not None else Fraction(i) / rate
+        frame.pts = round(t / tb)
+        frame.time_base = tb
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+    if astream is not None:
+        duration = (times[-1] + Fraction(1, 24)) if times else Fraction(frames) / rate
+        n = int(duration * 48000)
+        t = np.arange(n) / 48000
+        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for start in range(0, n, 1024):
+            chunk = np.stack([tone[start : start + 1024]] * 2)
+            af = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(chunk), format="fltp", layout="stereo"
+            )
+            af.sample_rate = 48000
+            af.pts = start
+            af.time_base = Fraction(1, 48000)
+            out.mux(astream.encode(af))
+        out.mux(astream.encode(None))
+    if sstream is not None:
+        for start, end, text in SUBTITLES:
+            data = text.encode()
+            if path.suffix in (".mp4", ".mov"):  # mov_text: a 16-bit length, then the text
+                data = len(data).to_bytes(2, "big") + data
+            pkt = av.Packet(data)
+            pkt.pts = pkt.dts = int(start * 1000)
+            pkt.duration = int((end - start) * 1000)
+            pkt.time_base = Fraction(1, 1000)
+            pkt.stream = sstream
+            out.mux(pkt)
+    out.close()
+    return path
+
+
+def cfr_with_audio_subs(directory: Path, frames: int = 24) -> Path:
+    """CFR 24000/1001 H.264 in MP4 with AAC audio and a mov_text subtitle stream."""
+    return make_clip(Path(directory) / "cfr.mp4", frames=frames, audio=True, subtitles=True)
+
+
+def vfr_clip(directory: Path) -> Path:
+    """VFR in Matroska: gaps of 1/24 s and 1/12 s mixed."""
+    gaps = [Fraction(1, 24), Fraction(1, 12), Fraction(1, 24), Fraction(1, 24), Fraction(1, 12)] * 2
+    times = [Fraction(0)]
+    for g in gaps:
+        times.append(times[-1] + g)
+    return make_clip(Path(directory) / "vfr.mkv", frames=len(times), times=times, rate=Fraction(24))
+
+
+def hevc10_clip(directory: Path) -> Path:
+    """10-bit HEVC with BT.2020 / HLG tags."""
+    color = {"colorspace": 9, "color_range": 1, "color_primaries": 9, "color_trc": 18}
+    return make_clip(
+        Path(directory) / "hevc10.mkv",
+        frames=8,
+        codec="libx265",
+        pix_fmt="yuv420p10le",
+        color=color,
+        rate=Fraction(25),
+    )
+
+
+def odd_size_clip(directory: Path, size=(33, 17)) -> Path:
+    return make_clip(Path(directory) / "odd.mkv", frames=6, size=size, pix_fmt="yuv444p")
+
+
+def scene_cut_clip(directory: Path) -> Path:
+    """Twelve frames: six of one scene, then six of another (a hard cut before frame 6)."""
+    return make_clip(Path(directory) / "cut.mp4", frames=12, scenes=[0] * 6 + [1] * 6)
+
+
+def duplicates_clip(directory: Path) -> Path:
+    """Animation on twos: every picture shown twice (CFR 24)."""
+    return make_clip(Path(directory) / "twos.mp4", frames=12, repeat=2, rate=Fraction(24))

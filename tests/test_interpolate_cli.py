@@ -1,0 +1,385 @@
+"""`vfi interpolate` / `vfi probe` end to end on generated clips (CliRunner, CPU, blend/tiny model)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction as Q
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests import clips
+from vfi_cli.main import cli
+
+
+def vfi(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def ok(*args):
+    r = vfi(*args)
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def events(result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def leftovers(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir() if ".vfi-work" in p.name or p.suffix == ".part"]
+
+
+def video_packets(path, kind="video"):
+    with av.open(str(path)) as c:
+        s = next(x for x in c.streams if x.type == kind)
+        return [(p.pts, bytes(p)) for p in c.demux(s) if p.size]
+
+
+def decoded_frames(path):
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def pngs(directory: Path):
+    from engine.video.reader import open_source
+
+    return [f.image.numpy() for f in open_source(directory).frames()]
+
+
+@pytest.fixture(scope="module")
+def cfr(tmp_path_factory):
+    return clips.cfr_with_audio_subs(tmp_path_factory.mktemp("cfr"))
+
+
+def test_cfr_2x_keeps_timing_audio_and_subtitles(cfr, tmp_path):
+    out = tmp_path / "out.mp4"
+    ok("interpolate", cfr, "-o", out, "--model", "blend")
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert Q(v.average_rate.numerator, v.average_rate.denominator) == Q(48000, 1001)
+        pts = sorted(p.pts * Q(p.time_base.numerator, p.time_base.denominator)
+                     for p in c.demux(v) if p.size)  # fmt: skip
+    assert len(pts) == 48
+    assert pts == [Q(k * 1001, 48000) for k in range(48)]  # exact, ends at 47/rate_out
+    assert pts[-1] + Q(1001, 48000) == Q(24 * 1001, 24000)  # same duration as the input
+    assert video_packets(out, "audio") == video_packets(cfr, "audio")  # stream copy, bit-exact
+    cues = [p for p in video_packets(out, "subtitle") if p[1] != b"\x00\x00"]
+    assert [c[1][2:] for c in cues] == [b"Hello", b"World"]
+    assert leftovers(tmp_path) == []
+
+
+def test_default_model_without_weights_is_a_clear_error(cfr, tmp_path):
+    r = vfi("interpolate", cfr, "-o", tmp_path / "o.mp4")
+    assert r.exit_code == 1
+    assert "no trained weights" in r.output and "Traceback" not in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vfr_input(tmp_path):
+    src = clips.vfr_clip(tmp_path)
+    r = ok(
+        "interpolate", src, "-o", tmp_path / "o.mkv", "--model", "blend", "--fps", "30", "--json"
+    )
+    plan = events(r)[0]
+    assert plan["vfr"] is True
+    n = len(decoded_frames(tmp_path / "o.mkv"))
+    assert n == plan["frames_out"] == int(np.ceil(float(Q(plan["input_duration"]["exact"]) * 30)))
+
+
+def test_hevc10_stays_10_bit_with_tags(tmp_path):
+    src = clips.hevc10_clip(tmp_path)
+    out = tmp_path / "o.mkv"
+    ok("interpolate", src, "-o", out, "--model", "blend", "--codec", "libx265")
+    with av.open(str(out)) as c:
+        frame = next(iter(c.decode(video=0)))
+        cc = c.streams.video[0].codec_context
+        assert frame.format.name == "yuv420p10le"
+        assert (frame.colorspace, frame.color_range) == (9, 1)
+        assert (cc.color_primaries, cc.color_trc) == (9, 18)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (33, 17)])
+def test_tiny_and_odd_sizes(tmp_path, size):
+    src = clips.make_clip(tmp_path / "s.mkv", frames=4, size=size, codec="ffv1", pix_fmt="yuv444p")
+    ok("interpolate", src, "-o", tmp_path / "frames", "--model", "blend")
+    frames = pngs(tmp_path / "frames")
+    assert len(frames) == 8 and frames[0].shape == (size[1], size[0], 3)
+    ok("interpolate", src, "-o", tmp_path / "o.mp4", "--model", "blend")  # padded to even
+    assert len(decoded_frames(tmp_path / "o.mp4")) == 8
+
+
+def test_scene_cut_frames_repeat_source_frames(tmp_path):
+    src = clips.make_clip(tmp_path / "cut.mkv", frames=12, scenes=[0] * 6 + [1] * 6, codec="ffv1",
+                          pix_fmt="yuv444p")  # fmt: skip
+    r = ok("interpolate", src, "-o", tmp_path / "f", "--factor", "4", "--model", "blend", "--json")
+    cuts = [e for e in events(r) if e["event"] == "scene_cut"]
+    assert len(cuts) == 1 and Q(cuts[0]["time"]) == Q(6 * 1001, 24000)
+    out = pngs(tmp_path / "f")
+    source = pngs_from_video(src)
+    assert len(out) == 48
+    # Output 20..23 lie between source 5 and 6 (the cut): 20 is 5 itself, 21/22 repeat 5, 23 is 6.
+    for k, expected in ((20, 5), (21, 5), (22, 5), (23, 6)):
+        assert np.array_equal(out[k], source[expected]), k
+    assert not np.array_equal(out[17], source[4]) and not np.array_equal(out[17], source[5])
+    r = ok("interpolate", src, "-o", tmp_path / "g", "--factor", "4", "--model", "blend",
+           "--no-scene-detect", "--json")  # fmt: skip
+    assert not [e for e in events(r) if e["event"] == "scene_cut"]
+
+
+def pngs_from_video(path):
+    from engine.video.reader import open_source
+
+    return [f.image.numpy() for f in open_source(path).frames()]
+
+
+def test_dedup_interpolates_between_unique_frames(tmp_path):
+    src = clips.make_clip(tmp_path / "twos.mkv", frames=12, repeat=2, rate=Q(24), codec="ffv1",
+                          pix_fmt="yuv444p")  # fmt: skip
+    r = ok("interpolate", src, "-o", tmp_path / "f", "--dedup", "--model", "blend", "--json")
+    done = events(r)[-1]
+    assert done["event"] == "done" and done["duplicates"] == 6 and done["frames_out"] == 24
+    out, source = pngs(tmp_path / "f"), pngs_from_video(src)
+    # Output frame 2 shows 1/24 s, where the input repeats picture 0: with --dedup it is halfway
+    # from picture 0 (at 0) to picture 1 (at 2/24), and output 1 (1/48 s) a quarter of the way.
+    p0, p1 = source[0].astype(np.float64), source[2].astype(np.float64)
+    assert np.abs(out[2].astype(int) - np.round(0.5 * p0 + 0.5 * p1)).max() <= 1
+    assert np.abs(out[1].astype(int) - np.round(0.75 * p0 + 0.25 * p1)).max() <= 1
+    assert not np.array_equal(out[2], source[1])
+
+
+def test_image_pair(tmp_path):
+    from engine.video.writer import write_png
+
+    a, b = clips.pattern(0, 20, 12), clips.pattern(6, 20, 12)
+    write_png(tmp_path / "a.png", a, 8)
+    write_png(tmp_path / "b.png", b, 8)
+    ok("interpolate", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "mid.png",
+       "--model", "blend")  # fmt: skip
+    mid = pngs_from_pair(tmp_path / "mid.png")
+    assert np.abs(mid.astype(int) - (a.astype(int) + b) / 2).max() <= 1
+    ok("interpolate", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "d", "--factor", "4",
+       "--model", "blend")  # fmt: skip
+    assert len(list((tmp_path / "d").glob("*.png"))) == 3
+
+
+def pngs_from_pair(path):
+    from engine.video.reader import open_pair
+
+    return next(iter(open_pair(path, path).frames())).image.numpy()
+
+
+def test_frame_directory_to_video(tmp_path):
+    from engine.video.writer import write_png
+
+    d = tmp_path / "frames"
+    d.mkdir()
+    for i in range(5):
+        write_png(d / f"img_{i + 1:03d}.png", clips.pattern(i, 32, 16), 8)
+    ok("interpolate", d, "-o", tmp_path / "v.mp4", "--model", "blend", "--input-fps", "10")
+    with av.open(str(tmp_path / "v.mp4")) as c:
+        rate = c.streams.video[0].average_rate
+        assert Q(rate.numerator, rate.denominator) == 20
+        assert c.streams.video[0].frames == 10
+
+
+def test_probe_and_dry_run_write_nothing(cfr, tmp_path):
+    r = ok("probe", cfr, "--model", "blend")
+    assert "48 frames at 48000/1001" in r.output and "audio aac" in r.output
+    plan = json.loads(ok("probe", cfr, "--json", "--fps", "60", "--model", "blend").stdout)
+    assert plan["frames_out"] == 61 and plan["output_rate"]["exact"] == "60"
+    out = tmp_path / "o.mp4"
+    r = ok("interpolate", cfr, "-o", out, "--dry-run", "--model", "blend", "--tile", "256")
+    assert "whole frames" in r.output  # 64x48 needs no tiles
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tiled_and_untiled_outputs_agree(tmp_path):
+    src = clips.make_clip(tmp_path / "c.mkv", frames=4, size=(150, 90), codec="ffv1",
+                          pix_fmt="yuv444p")  # fmt: skip
+    ok("interpolate", src, "-o", tmp_path / "a", "--model", "blend", "--tile", "off")
+    ok("interpolate", src, "-o", tmp_path / "b", "--model", "blend", "--tile", "64")
+    for x, y in zip(pngs(tmp_path / "a"), pngs(tmp_path / "b")):
+        assert np.abs(x.astype(int) - y).max() <= 1
+
+
+def test_tiny_model_from_a_weights_file(tmp_path, tiny_model):
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_model.state_dict().items()}, str(weights))
+    weights.with_suffix(".json").write_text(json.dumps(dataclasses.asdict(tiny_model.config)))
+    src = clips.make_clip(tmp_path / "c.mp4", frames=4, size=(40, 24))
+    ok("interpolate", src, "-o", tmp_path / "o.mp4", "--model", weights, "--factor", "3")
+    assert len(decoded_frames(tmp_path / "o.mp4")) == 12
+
+
+BAD = [
+    (["missing.mp4"], "input not found"),
+    (["{empty}"], "no image frames"),
+    (["{junk}"], "not a video or image file"),
+    (["{one}"], "only 1 video frame"),
+    (["{clip}", "--factor", "0"], "--factor must be above 0"),
+    (["{clip}", "--fps", "-5"], "--fps must be above 0"),
+    (["{clip}", "--fps", "100000"], "at most"),
+    (["{clip}", "--factor", "2", "--fps", "60"], "not both"),
+    (["{clip}", "-o", "{clip}"], "is the input"),
+    (["{clip}", "-o", "{exists}"], "-y/--overwrite"),
+    (["{clip}", "-o", "{nodir}/o.mp4"], "does not exist"),
+    (["{clip}", "-o", "{tmp}/o.xyz"], "unknown output extension"),
+    (["{clip}", "--slowmo", "--fps", "60"], "--slowmo"),
+    (["{clip}", "--codec", "nope"], "not available"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD)
+def test_bad_input(tmp_path, args, message):
+    clip = clips.make_clip(tmp_path / "clip.mp4", frames=3)
+    paths = {
+        "clip": clip,
+        "empty": tmp_path / "empty",
+        "junk": tmp_path / "junk.mp4",
+        "one": clips.make_clip(tmp_path / "one.mp4", frames=1),
+        "exists": tmp_path / "exists.mp4",
+        "nodir": tmp_path / "nodir",
+        "tmp": tmp_path,
+    }
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.mp4").write_bytes(b"not a video" * 50)
+    (tmp_path / "exists.mp4").write_bytes(b"keep me")
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    argv = [a.format(**paths) for a in args]
+    r = vfi("interpolate", *argv, "--model", "blend")
+    assert r.exit_code != 0
+    assert message in r.output, r.output
+    assert "Traceback" not in r.output
+    assert len([ln for ln in r.stderr.splitlines() if ln.startswith("error:")]) == 1
+    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert after == before  # nothing written, nothing modified
+
+
+def test_damaged_input_uses_what_is_readable(tmp_path):
+    src = clips.make_clip(tmp_path / "c.mkv", frames=24)
+    data = src.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 2 // 3])
+    r = vfi("interpolate", tmp_path / "cut.mkv", "-o", tmp_path / "o.mkv", "--model", "blend")
+    assert r.exit_code == 0, r.output
+    n = len(decoded_frames(tmp_path / "o.mkv"))
+    assert 0 < n < 48
+
+
+def test_disk_full_is_one_line_and_leaves_nothing(cfr, tmp_path, monkeypatch):
+    import errno
+
+    from engine.video import writer
+
+    def full(self, rgb):
+        raise writer._write_error(self.path, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(writer.SegmentWriter, "write", full)
+    r = vfi("interpolate", cfr, "-o", tmp_path / "o.mp4", "--model", "blend")
+    assert r.exit_code == 1 and "disk full" in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def interrupt_after(monkeypatch, calls: int):
+    """Make the pipeline see Ctrl-C at its ``calls``-th batch."""
+    from engine import pipeline
+
+    real = pipeline._Runner._flush
+    seen = {"n": 0}
+
+    def flush(self):
+        seen["n"] += 1
+        if seen["n"] == calls:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(pipeline._Runner, "_flush", flush)
+
+
+def test_ctrl_c_exits_130_and_removes_temp(cfr, tmp_path, monkeypatch):
+    interrupt_after(monkeypatch, 3)
+    r = vfi("interpolate", cfr, "-o", tmp_path / "o.mp4", "--model", "blend")
+    assert r.exit_code == 130 and "interrupted" in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_after_ctrl_c_matches_uninterrupted(tmp_path, monkeypatch):
+    """Ctrl-C with --resume keeps the finished segments; the resumed run ends bit-identical.
+
+    ffv1 (lossless, deterministic) makes "identical" checkable on the file; libx264 is not
+    bit-reproducible between two plain runs in this FFmpeg build (mb-tree), so with it the frames
+    sent to the encoder are identical but the bitstreams may differ slightly.
+    """
+    from engine.video import writer
+
+    src = clips.make_clip(tmp_path / "c.mkv", frames=30, rate=Q(24))
+    monkeypatch.setattr(writer, "SEGMENT_SECONDS", Q(1, 6))  # 8-frame segments: several here
+    args = ["--model", "blend", "--codec", "ffv1"]
+    ok("interpolate", src, "-o", tmp_path / "ref.mkv", *args)
+    with monkeypatch.context() as m:
+        interrupt_after(m, 5)
+        r = vfi("interpolate", src, "-o", tmp_path / "o.mkv", *args, "--resume")
+        assert r.exit_code == 130 and "--resume" in r.output
+    work = tmp_path / ".o.mkv.vfi-work"
+    assert json.loads((work / "journal.json").read_text())["segments"]
+    (work / "seg_000099.part").write_bytes(b"half-written garbage")  # as a kill -9 would leave
+    r = ok("interpolate", src, "-o", tmp_path / "o.mkv", *args, "--resume")
+    assert "resuming after" in r.output
+    assert video_packets(tmp_path / "o.mkv") == video_packets(tmp_path / "ref.mkv")
+    assert not work.exists()
+    r = vfi("interpolate", src, "-o", tmp_path / "p.mkv", "--model", "blend", "--resume", "-y")
+    assert r.exit_code == 0 and "nothing to resume" in r.output
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from fractions import Fraction
+import engine
+from engine.plan import Options, make_plan
+from engine.pipeline import run
+
+src, out, kill = sys.argv[1], sys.argv[2], sys.argv[3] == "kill"
+opts = Options(model="blend", codec="ffv1", segment_frames=8, resume=True, batch=2)
+plan = make_plan([src], out, opts)
+work = os.path.join(os.path.dirname(out), "." + os.path.basename(out) + ".vfi-work")
+
+def on_event(event):
+    if kill and event["event"] == "progress":
+        import json
+        with open(os.path.join(work, "journal.json")) as f:
+            if len(json.load(f)["segments"]) >= 2:
+                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all
+
+run(plan, engine.load_model("blend"), opts, on_event=on_event)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(tmp_path):
+    import subprocess
+    import sys
+
+    src = clips.make_clip(tmp_path / "c.mkv", frames=60, rate=Q(24))
+    script = tmp_path / "job.py"
+    script.write_text(KILL_SCRIPT)
+
+    def job(out, mode):
+        cmd = [sys.executable, str(script), str(src), str(tmp_path / out), mode]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    killed = job("o.mkv", "kill")
+    assert killed.returncode == -9, killed.stderr
+    assert not (tmp_path / "o.mkv").exists()
+    assert (tmp_path / ".o.mkv.vfi-work" / "journal.json").is_file()
+    assert job("o.mkv", "resume").returncode == 0
+    assert job("ref.mkv", "plain").returncode == 0
+    assert video_packets(tmp_path / "o.mkv") == video_packets(tmp_path / "ref.mkv")
+    assert len(video_packets(tmp_path / "o.mkv")) == 120

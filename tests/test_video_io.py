@@ -1,0 +1,205 @@
+"""Reading, writing and stream decisions on generated clips (engine.video)."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction as Q
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from engine.errors import VfiError
+from engine.video.color import ColorInfo, bit_depth, quantize, to_float
+from engine.video.reader import open_pair, open_source
+from engine.video.streams import plan_streams, subtitle_payload, subtitle_text
+from engine.video.writer import SegmentWriter, plan_encoding, write_png
+from tests import clips
+
+
+@pytest.fixture(scope="module")
+def clipdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    clips.cfr_with_audio_subs(d)
+    clips.vfr_clip(d)
+    clips.hevc10_clip(d)
+    clips.odd_size_clip(d)
+    return d
+
+
+def test_cfr_clip_info(clipdir):
+    src = open_source(clipdir / "cfr.mp4")
+    info = src.info
+    assert (info.width, info.height, info.frame_count) == (64, 48, 24)
+    assert info.rate == Q(24000, 1001) and not info.vfr
+    assert info.start == 0 and info.end == Q(24 * 1001, 24000)
+    kinds = sorted(s.type for s in info.streams)
+    assert kinds == ["audio", "subtitle"]
+    frames = list(src.frames())
+    assert [f.time for f in frames] == [Q(i * 1001, 24000) for i in range(24)]
+    assert frames[0].image.shape == (48, 64, 3) and str(frames[0].image.dtype) == "torch.uint8"
+    # The picture survives decode with the explicit matrix (x264 at crf 10: close to the source).
+    ref = clips.pattern(5, 64, 48).astype(np.int16)
+    assert np.abs(frames[5].image.numpy().astype(np.int16) - ref).mean() < 3
+
+
+def test_vfr_clip_times(clipdir):
+    src = open_source(clipdir / "vfr.mkv")
+    assert src.info.vfr
+    times = [f.time for f in src.frames()]
+    gaps = {b - a for a, b in itertools.pairwise(times)}
+    assert len(gaps) > 1 and all(t.denominator <= 1000 for t in times)
+
+
+def test_hevc10_keeps_depth_and_tags(clipdir):
+    src = open_source(clipdir / "hevc10.mkv")
+    info = src.info
+    assert info.depth == 10 and info.travel_depth == 16
+    assert (info.color.matrix, info.color.range, info.color.primaries, info.color.trc) == (
+        9,
+        1,
+        9,
+        18,
+    )
+    first = next(iter(src.frames()))
+    assert str(first.image.dtype) == "torch.uint16"
+    ref = clips.pattern(0, 64, 48, depth=10).astype(np.int64)
+    assert np.abs(first.image.numpy().astype(np.int64) - ref).mean() < 400  # 0.6% (4:2:0 edges)
+
+
+def test_quantize_round_trip():
+    import torch
+
+    for depth, top in ((8, 255), (16, 65535)):
+        ints = torch.arange(0, top + 1, max(1, top // 1000), dtype=torch.int64)
+        ints = ints.to(torch.uint8 if depth == 8 else torch.uint16)
+        assert torch.equal(quantize(to_float(ints, depth), depth), ints)
+
+
+@pytest.mark.parametrize(
+    "codec,pix_fmt,ext",
+    [("libx264", None, ".mp4"), ("libx265", "yuv420p10le", ".mkv"), ("ffv1", None, ".mkv")],
+)
+def test_segment_writer_round_trip(tmp_path, codec, pix_fmt, ext):
+    color = ColorInfo(matrix=9, range=1, primaries=9, trc=18)
+    depth = 10 if pix_fmt else 8
+    plan = plan_encoding(
+        tmp_path / f"out{ext}",
+        width=64,
+        height=48,
+        rate=Q(60000, 1001),
+        color=color,
+        source_pix_fmt="yuv420p10le" if depth == 10 else "yuv420p",
+        source_depth=depth,
+        codec=codec,
+        pix_fmt=pix_fmt,
+        crf=None if codec == "ffv1" else 4,
+    )
+    w = SegmentWriter(plan, tmp_path / "seg.part")
+    for i in range(5):
+        w.write(clips.pattern(i, 64, 48, depth=depth))
+    w.close()
+    c = av.open(str(tmp_path / "seg.part"))
+    v = c.streams.video[0]
+    frames = list(c.decode(v))
+    assert len(frames) == 5
+    assert bit_depth(frames[0].format.name) == depth
+    assert (frames[0].colorspace, frames[0].color_range) == (9, 1)
+    assert (v.codec_context.color_primaries, v.codec_context.color_trc) == (9, 18)
+    c.close()
+
+
+def test_plan_encoding_choices(tmp_path):
+    color = ColorInfo(matrix=1, range=1)
+    kw = dict(width=33, height=17, rate=Q(24), color=color)
+    p = plan_encoding(tmp_path / "o.mp4", source_pix_fmt="yuv420p", source_depth=8, **kw)
+    assert (p.width, p.height, p.pix_fmt) == (34, 18, "yuv420p") and p.warnings
+    p = plan_encoding(tmp_path / "o.mkv", source_pix_fmt="yuv420p10le", source_depth=10,
+                      codec="libx265", **kw)  # fmt: skip
+    assert p.pix_fmt == "yuv420p10le"
+    p = plan_encoding(tmp_path / "o.webm", source_pix_fmt="yuv420p", source_depth=8, **kw)
+    assert p.codec == "libvpx-vp9"
+    with pytest.raises(VfiError, match="cannot hold"):
+        plan_encoding(tmp_path / "o.webm", source_pix_fmt="yuv420p", source_depth=8,
+                      codec="libx264", **kw)  # fmt: skip
+    with pytest.raises(VfiError, match="not available"):
+        plan_encoding(tmp_path / "o.mp4", source_pix_fmt="yuv420p", source_depth=8,
+                      codec="nosuchcodec", **kw)  # fmt: skip
+    with pytest.raises(VfiError, match="unknown output extension"):
+        plan_encoding(tmp_path / "o.xyz", source_pix_fmt="yuv420p", source_depth=8, **kw)
+    with pytest.raises(VfiError, match="cannot encode"):
+        plan_encoding(tmp_path / "o.mp4", source_pix_fmt="yuv420p", source_depth=8,
+                      pix_fmt="rgb48le", **kw)  # fmt: skip
+
+
+def test_stream_decisions(clipdir):
+    info = open_source(clipdir / "cfr.mp4").info
+    acts = {a.stream.type: a for a in plan_streams(info.streams, "mp4")}
+    assert acts["audio"].action == "copy" and acts["subtitle"].action == "copy"
+    acts = {a.stream.type: a for a in plan_streams(info.streams, "matroska")}
+    assert acts["subtitle"].action == "convert" and acts["subtitle"].target == "subrip"
+    acts = {a.stream.type: a for a in plan_streams(info.streams, "webm")}
+    assert acts["audio"].action == "transcode" and acts["audio"].warn
+    acts = {a.stream.type: a for a in plan_streams(info.streams, "mp4", no_audio=True)}
+    assert acts["audio"].action == "drop"
+    acts = {a.stream.type: a for a in plan_streams(info.streams, "mp4", slowmo=True)}
+    assert acts["audio"].action == "drop" and acts["audio"].warn
+    assert all(a.action == "drop" for a in plan_streams(info.streams, None))
+
+
+def test_subtitle_text_conversion():
+    assert subtitle_text("mov_text", b"\x00\x05Hello\x00\x00") == "Hello"
+    assert subtitle_text("ass", b"0,0,Default,,0,0,0,,{\\i1}Hi\\Nthere") == "Hi\nthere"
+    assert subtitle_payload("mov_text", "Hé") == b"\x00\x03H\xc3\xa9"
+    assert subtitle_payload("subrip", "x") == b"x"
+
+
+def test_png_pair_and_frame_dir(tmp_path):
+    for i, depth in ((0, 8), (1, 8)):
+        write_png(tmp_path / f"f{i}.png", clips.pattern(i * 4, 20, 10, depth=depth), depth)
+    src = open_pair(tmp_path / "f0.png", tmp_path / "f1.png")
+    frames = list(src.frames())
+    assert len(frames) == 2 and np.array_equal(frames[1].image.numpy(), clips.pattern(4, 20, 10))
+    write_png(tmp_path / "deep.png", clips.pattern(0, 20, 10, depth=16), 16)
+    deep = open_pair(tmp_path / "deep.png", tmp_path / "deep.png")
+    assert deep.info.depth == 16
+    assert np.array_equal(
+        next(iter(deep.frames())).image.numpy(), clips.pattern(0, 20, 10, depth=16)
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(VfiError, match="no image frames"):
+        open_source(empty)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(VfiError, match="not found"):
+        open_source(tmp_path / "missing.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 10)
+    with pytest.raises(VfiError, match="not a video or image file"):
+        open_source(junk)
+    audio = tmp_path / "audio.m4a"
+    out = av.open(str(audio), "w")
+    s = out.add_stream("aac", rate=48000)
+    for k in range(5):
+        f = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
+        f.sample_rate, f.pts = 48000, k * 1024
+        out.mux(s.encode(f))
+    out.mux(s.encode(None))
+    out.close()
+    with pytest.raises(VfiError, match="no video stream"):
+        open_source(audio)
+
+
+def test_clip_factory_extras(tmp_path):
+    p = clips.make_clip(tmp_path / "rot.mp4", frames=3, rotation=90, metadata={"title": "T"})
+    c = av.open(str(p))
+    assert c.metadata.get("title") == "T"
+    assert next(iter(c.decode(video=0))).rotation == 90
+    c.close()
+    assert Path(clips.scene_cut_clip(tmp_path)).is_file()
+    assert Path(clips.duplicates_clip(tmp_path)).is_file()

@@ -1,0 +1,248 @@
+"""`vfi interpolate`: a video, a frame directory or two images in; a smoother or slower one out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from vfi_cli.params import KEY_VALUE, RATIONAL, TILE
+
+EPILOG = """\b
+Examples:
+  vfi interpolate clip.mp4                      # 2x frame rate -> clip_x2.mp4
+  vfi interpolate clip.mp4 --fps 60000/1001     # exactly 59.94 fps
+  vfi interpolate clip.mp4 --factor 4 --slowmo  # 4x slower at the input rate (audio dropped)
+  vfi interpolate a.png b.png -o mid.png        # the frame halfway between two images
+"""
+
+
+@click.command("interpolate", epilog=EPILOG)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Video file (container from the extension), .png, or a directory for frames.",
+)
+@click.option("--factor", type=RATIONAL, help="Frame-rate multiplier: 2, 4, 5/2 (default 2).")
+@click.option("--fps", type=RATIONAL, help="Output frame rate instead: 60, 60000/1001.")
+@click.option(
+    "--slowmo",
+    is_flag=True,
+    help="Keep the input rate and every new frame: duration x factor (audio dropped).",
+)
+@click.option(
+    "--scene-threshold",
+    type=float,
+    default=0.12,
+    show_default=True,
+    help="Scene-cut sensitivity (0-1, lower finds more cuts).",
+)
+@click.option("--no-scene-detect", is_flag=True, help="Interpolate across scene cuts too.")
+@click.option(
+    "--dedup",
+    is_flag=True,
+    help="Drop duplicate frames (anime on twos, pulldown) and interpolate by timestamp.",
+)
+@click.option(
+    "--dedup-threshold",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Largest thumbnail difference still counted as a duplicate.",
+)
+@click.option("--no-audio", is_flag=True, help="Leave audio out.")
+@click.option(
+    "--codec", help="Encoder: libx264 (default), libx265, libvpx-vp9, libsvtav1, ffv1, ..."
+)
+@click.option("--crf", type=int, help="Constant quality (lower is better).")
+@click.option("--preset", help="Encoder speed preset (libx264: ultrafast ... veryslow).")
+@click.option("--pix-fmt", help="Pixel format (default: the source's, bit depth kept).")
+@click.option(
+    "-e",
+    "--encoder-option",
+    "encoder_options",
+    type=KEY_VALUE,
+    multiple=True,
+    help="Any encoder option as key=value (repeatable).",
+)
+@click.option("--model", default=None, help="Registry name or weights file (default: registry).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option(
+    "--precision",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+)
+@click.option(
+    "--scale",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "1", "0.5", "0.25"]),
+    help="Flow resolution (auto: 0.5 for 4K, 0.25 above).",
+)
+@click.option(
+    "--tile",
+    type=TILE,
+    default="auto",
+    show_default=True,
+    help="Tile side in pixels for frames beyond the memory budget (auto, off, N).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Output frames per forward.",
+)
+@click.option("--input-fps", type=RATIONAL, help="Rate of a frame directory or image pair (24).")
+@click.option("--json", "json_events", is_flag=True, help="Progress as JSON lines on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run of the same command (and keep its work if stopped).",
+)
+def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detect, dedup,
+            dedup_threshold, no_audio, codec, crf, preset, pix_fmt, encoder_options, model, device,
+            precision, scale, tile, batch, input_fps, json_events, quiet, dry_run, overwrite,
+            resume):  # fmt: skip
+    """Interpolate INPUT (a video, a frame directory, or two images) to a higher frame rate."""
+    from engine.errors import VfiError
+    from engine.plan import Options, make_plan, model_config_for
+    from engine.registry import default_variant
+
+    if len(inputs) > 2:
+        raise VfiError("give one video, one frame directory, or two images")
+    if factor is not None and fps is not None:
+        raise VfiError("give either --factor or --fps, not both")
+    model = model or default_variant().name
+    options = Options(
+        factor=factor,
+        fps=fps,
+        slowmo=slowmo,
+        scene_detect=not no_scene_detect,
+        scene_threshold=scene_threshold,
+        dedup=dedup,
+        dup_threshold=dedup_threshold,
+        no_audio=no_audio,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        encoder_options=dict(encoder_options),
+        model=model,
+        device=device,
+        precision=precision,
+        scale=scale,
+        tile=tile,
+        batch=batch,
+        input_fps=input_fps,
+        overwrite=overwrite,
+        resume=resume,
+    )
+    out = _Output(json_events, quiet)
+    plan = make_plan(inputs, output, options, model_config=model_config_for(model))
+    if dry_run:
+        if json_events:
+            out.event({"event": "plan", **plan.to_dict()})
+        else:
+            from vfi_cli.commands.probe import render_plan
+
+            render_plan(plan.to_dict())
+        return
+    import engine
+
+    net = engine.load_model(model)
+    from engine.pipeline import run
+
+    out.event({"event": "plan", **plan.to_dict()})
+    try:
+        result = run(plan, net, options, on_event=out.event)
+    except KeyboardInterrupt:
+        out.close()
+        kept = " (its work is kept: rerun with --resume)" if resume else ""
+        click.echo(f"interrupted: nothing written to {plan.output}{kept}", err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        out.close()
+    if not json_events and not quiet:
+        cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
+        dups = f", {result.duplicates} duplicate(s) dropped" if result.duplicates else ""
+        click.echo(
+            f"wrote {result.output}: {result.frames_out} frames "
+            f"({result.synthesized} synthesized{cuts}{dups}) in {result.seconds:.1f} s",
+            err=True,
+        )
+
+
+class _Output:
+    """Renders pipeline events: JSON lines, a Rich progress bar (on a terminal), or plain lines."""
+
+    def __init__(self, json_events: bool, quiet: bool):
+        self.json, self.quiet = json_events, quiet
+        self.progress = None
+        self.task = None
+
+    def event(self, e: dict) -> None:
+        from vfi_cli.ui import print_notice, print_warning
+
+        kind = e["event"]
+        if self.json:
+            click.echo(json.dumps(e, default=str))
+            return
+        if kind == "warning":
+            print_warning(e["message"])
+        elif kind == "plan":
+            for w in e.get("warnings", []):
+                print_warning(w)
+        elif self.quiet:
+            return
+        elif kind == "notice":
+            print_notice(e["message"])
+        elif kind == "scene_cut":
+            self._line(f"scene cut at {e['seconds']:.3f} s: frames across it repeat the nearer one")
+        elif kind == "progress":
+            self._bar(e)
+
+    def _line(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text)
+        else:
+            sys.stderr.write(text + "\n")
+
+    def _bar(self, e: dict) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self.progress is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            from vfi_cli.ui import console
+
+            self.progress = Progress(
+                TextColumn("[bold]interpolating"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} frames"),
+                TextColumn("{task.fields[fps]} fps"),
+                TimeRemainingColumn(),
+                TextColumn("[dim]{task.fields[rates]}"),
+                console=console(stderr=True),
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("run", total=e["total"], fps="-", rates="")
+        r = e["rates"]
+        rates = (
+            f"decode {r['decode']:.0f}/s · model {r['model']:.0f}/s · encode {r['encode']:.0f}/s"
+        )
+        self.progress.update(self.task, completed=e["done"], fps=f"{e['fps']:.1f}", rates=rates)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

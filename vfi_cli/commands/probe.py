@@ -1,0 +1,88 @@
+"""`vfi probe INPUT`: what `vfi interpolate` would do with INPUT, without writing anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from vfi_cli.params import RATIONAL, TILE
+
+
+def render_plan(plan: dict, echo=click.echo) -> None:
+    """The plan (engine.plan.Plan.to_dict()) as readable lines (shared with --dry-run)."""
+
+    def q(x):
+        return x["exact"] if "/" not in x["exact"] else f"{x['exact']} ({x['value']:.6g})"
+
+    w, h = plan["size"]
+    rate_kind = "VFR, average" if plan["vfr"] else "CFR"
+    echo(f"input   {plan['input']} ({plan['input_kind']})")
+    echo(f"        {w}x{h} {plan['pix_fmt']} ({plan['bit_depth']}-bit), {plan['color']}")
+    rot = f", rotation {plan['rotation']}°" if plan["rotation"] else ""
+    echo(
+        f"        {plan['frames_in']} frames, {rate_kind} {q(plan['input_rate'])} fps, "
+        f"{plan['input_duration']['value']:.3f} s{rot}"
+    )
+    echo(f"output  {plan['output']} ({plan['output_kind']})")
+    slow = f", slow motion x{q(plan['slowmo'])}" if plan["slowmo"]["value"] != 1 else ""
+    echo(
+        f"        {plan['frames_out']} frames at {q(plan['output_rate'])} fps, "
+        f"{plan['output_duration']['value']:.3f} s{slow}"
+    )
+    if plan["encode"]:
+        echo(f"        encode {plan['encode']}")
+    for line in plan["streams"]:
+        echo(f"stream  {line}")
+    tile = (
+        "whole frames" if not plan["tile"] else f"{plan['tile']}px tiles x{plan['tiles_per_frame']}"
+    )
+    budget = plan["memory_budget_bytes"]
+    budget_txt = f" of {budget / 2**30:.1f} GiB" if budget else ""
+    echo(
+        f"model   {plan['model'] or '(default)'} on {plan['device']}, {plan['precision']}, "
+        f"flow scale {plan['scale']:g}, {tile}, est. peak {plan['memory_estimate_bytes'] / 2**30:.2f} "
+        f"GiB{budget_txt}"
+    )
+    for wmsg in plan["warnings"]:
+        echo(f"warning {wmsg}")
+
+
+@click.command("probe")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output the plan is for.")
+@click.option("--factor", type=RATIONAL, help="Frame-rate multiplier (2, 5/2).")
+@click.option("--fps", type=RATIONAL, help="Output frame rate (60, 60000/1001).")
+@click.option("--slowmo", is_flag=True, help="Keep the input rate; duration x factor.")
+@click.option("--model", default=None, help="Registry name or weights file (default: registry).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--precision", default="auto", show_default=True)
+@click.option("--scale", default="auto", show_default=True)
+@click.option("--tile", type=TILE, default="auto", show_default=True)
+@click.option("--input-fps", type=RATIONAL, help="Rate of a frame directory (default 24).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+def command(inputs, output, factor, fps, slowmo, model, device, precision, scale, tile, input_fps,
+            as_json):  # fmt: skip
+    """Show streams, timing, frames in/out, device, tiles and memory for INPUT; write nothing."""
+    from engine.plan import Options, make_plan, model_config_for
+
+    options = Options(
+        factor=factor,
+        fps=fps,
+        slowmo=slowmo,
+        model=model,
+        device=device,
+        precision=precision,
+        scale=scale,
+        tile=tile,
+        input_fps=input_fps,
+    )
+    plan = make_plan(
+        inputs, output, options, model_config=model_config_for(model), check_output=False
+    )
+    data = plan.to_dict()
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        render_plan(data)

@@ -1,0 +1,66 @@
+"""Click parameter types shared by the commands: exact rationals, key=value pairs, tile sizes."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import click
+
+_RATIONAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(\s*/\s*\d+(\.\d*)?)?\s*$")
+
+
+class Rational(click.ParamType):
+    """'2', '5/2', '60000/1001' or '29.97' -> an exact Fraction (never a float)."""
+
+    name = "rational"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Fraction):
+            return value
+        text = str(value).strip()
+        if not _RATIONAL.match(text):
+            self.fail(f"{value!r} is not a number like 2, 5/2 or 60000/1001", param, ctx)
+        num, _, den = text.partition("/")
+        try:
+            result = Fraction(num.strip()) / Fraction(den.strip() or 1)
+        except ZeroDivisionError:
+            self.fail(f"{value!r} divides by zero", param, ctx)
+        return result
+
+
+class KeyValue(click.ParamType):
+    """'key=value' -> (key, value), e.g. ``-e x264-params=aq-mode=3``."""
+
+    name = "key=value"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        key, sep, val = str(value).partition("=")
+        if not sep or not key.strip():
+            self.fail(f"{value!r} is not key=value", param, ctx)
+        return key.strip(), val
+
+
+class TileSize(click.ParamType):
+    """'auto', 'off' or a side in pixels."""
+
+    name = "auto|off|pixels"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        if text in ("auto", "off"):
+            return text if text == "auto" else None
+        try:
+            side = int(text)
+        except ValueError:
+            self.fail(f"{value!r} is not auto, off or a size in pixels", param, ctx)
+        if side <= 0:
+            return None
+        return side
+
+
+RATIONAL = Rational()
+KEY_VALUE = KeyValue()
+TILE = TileSize()
