@@ -1,0 +1,97 @@
+"""`vfi train` on the command line: bad input is one line and exit 1, export, instant import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import tiny_config
+from test_train_helpers import make_vimeo, tiny_model_json
+
+from vfi_cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _run(args):
+    return CliRunner().invoke(cli, ["train", *args])
+
+
+def _one_error_line(result, pattern: str, alone: bool = True):
+    """Exit 1 and one `error:` line (the only stderr line unless training had started)."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert len(lines) == 1 or not alone, result.stderr
+    assert pattern in errors[0], errors[0]
+    assert "Traceback" not in result.output
+
+
+def test_bad_inputs_are_one_line(tmp_path):
+    base = ["--exp_name", "x", "--workdir", str(tmp_path), "--device", "cpu"]
+    _one_error_line(_run([*base, "--data_path", str(tmp_path / "nope")]), "Vimeo90K not found")
+    _one_error_line(_run(base), "no training data")
+    _one_error_line(_run([*base, "--phase", "2", "--data_path", "d"]), "--resume EXP")
+    _one_error_line(_run([*base, "--data_path", "d", "--mixed_ratio", "2-1"]), "--mixed_ratio")
+    vimeo = make_vimeo(tmp_path / "v", n_train=1, n_test=1)
+    _one_error_line(
+        _run([*base, "--data_path", str(vimeo), "--phase", "2", "--resume", "p1"]),
+        "no best checkpoint",
+    )
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "x.pkl").write_bytes(b"\0" * 64)
+    _one_error_line(_run([*base, "--data_path", str(vimeo)]), "is corrupt")
+    assert (tmp_path / "ckpt" / "x.pkl").read_bytes() == b"\0" * 64
+    assert not (tmp_path / "log").exists()  # nothing half-written
+    _one_error_line(_run(["export", "nope", "--workdir", str(tmp_path)]), "no checkpoint")
+    # An unreadable image met by a DataLoader worker process: still one line, naming the file.
+    broken = make_vimeo(tmp_path / "broken", n_train=2, n_test=1)
+    for f in (broken / "sequences").rglob("im2.png"):
+        f.write_bytes(b"junk")
+    model = tiny_model_json(tmp_path / "tiny.json")
+    args = ["--exp_name", "b", "--workdir", str(tmp_path / "b"), "--device", "cpu", "--crop", "32"]
+    args += ["--data_path", str(broken), "--model", str(model), "--num_workers", "1"]
+    _one_error_line(_run(args), "cannot read image", alone=False)
+    assert not (tmp_path / "b" / "ckpt").exists()
+    missing = _run(["--data_path", "d"])
+    assert missing.exit_code == 2 and "--exp_name is required" in missing.output
+
+
+def test_export_command(tmp_path):
+    from engine import load_model
+    from engine.loading import build_model
+    from train import checkpoint
+
+    torch.manual_seed(0)
+    model = build_model(tiny_config(feature_warp=True))
+    paths = checkpoint.paths_for(tmp_path / "ckpt", "e")
+    checkpoint.save_best(paths, model.state_dict(), model.config, {"step": 3, "psnr": 30.0})
+    result = _run(["export", "e", "--workdir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    dest = Path(result.stdout.strip())
+    assert dest == tmp_path / "export" / "e.safetensors" and dest.with_suffix(".json").is_file()
+    loaded = load_model(str(dest))
+    assert loaded.config == model.config
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x, x.flip(-1), 0.5), model.eval()(x, x.flip(-1), 0.5))
+
+
+def test_command_module_imports_no_torch():
+    code = (
+        "import sys, vfi_cli.commands.train as m; assert m.command; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

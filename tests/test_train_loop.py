@@ -1,0 +1,284 @@
+"""The training loop end to end on CPU with the tiny model: dry runs of the three phases, export,
+overfitting, resuming (in process and after a kill), checkpoint errors, and two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+from test_train_helpers import make_dvf, make_vimeo, make_x4k, tiny_model_json
+
+from engine.errors import VfiError
+from train import checkpoint
+from train.config import make_config
+from train.loop import train
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED_TAGS = {"loss/loss_total", "loss/loss_lap", "loss/loss_ter", "psnr", "ssim", "lr"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The CPU is shared: one intra-op thread avoids oversubscription stalls (10-100x slower).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    return {
+        "vimeo": make_vimeo(root / "vimeo_triplet", n_train=6, n_test=2),
+        "x4k": make_x4k(root / "X4K1000FPS", clips=2, frames=5, h=64, w=64),
+        "dvf": make_dvf(root / "dvf", n=2),
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_vgg(tmp_path, monkeypatch):
+    # A VGG19 file in the developer's cache must not change these runs (the term stays off).
+    monkeypatch.setenv("VFI_CACHE", str(tmp_path / "cache"))
+
+
+def _cfg(phase, data, workdir, **kw):
+    base = dict(
+        data_path=str(data["vimeo"]), crop=32, x4k_crop=64, batch_size=2, device="cpu",
+        num_workers=0, workdir=str(workdir), max_iters_per_epoch=2, max_val=2,
+    )  # fmt: skip
+    base.update(kw)
+    return make_config(phase, **base)
+
+
+def _scalar_tags(log_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+def test_dry_run_every_phase_then_export(data, tmp_path):
+    from engine.loading import load_model
+    from train.export import export
+
+    s1 = train(_cfg(1, data, tmp_path, dry_run=True, exp_name="p1"), model_config=tiny_config())
+    root = tmp_path / "dry_run"
+    assert s1["step"] == 4 and s1["best_psnr"] > 10
+    for name in ("p1.pkl", "p1_best.pkl", "p1_optim.pkl"):
+        assert (root / "ckpt" / name).is_file()
+    text = (root / "log" / "train_p1.log").read_text()
+    assert "checkpoint saved and resumed at step 2" in text and "loss_vgg: disabled" in text
+    assert _scalar_tags(root / "log" / "p1") == EXPECTED_TAGS  # VGG off: no loss/loss_vgg
+    assert not (tmp_path / "ckpt").exists()  # a dry run never touches the real experiments
+
+    # Phase 2: architecture from p1, feature warping added; backbone frozen for the whole run.
+    train(_cfg(2, data, tmp_path, dry_run=True, exp_name="p2", resume="p1", freeze_backbone=2))
+    p1 = checkpoint.read(root / "ckpt" / "p1_best.pkl")
+    p2 = checkpoint.read(root / "ckpt" / "p2_best.pkl")
+    assert p2["config"]["feature_warp"] and not p1["config"]["feature_warp"]
+    assert "zero-initialised modules: feature_warp" in (root / "log" / "train_p2.log").read_text()
+    for k, v in p1["model"].items():
+        if k.startswith(("encoder.", "backbone.")):
+            assert torch.equal(v, p2["model"][k]), k  # frozen
+    assert p2["model"]["feature_warp.fuse.weight"].abs().sum() > 0  # the new module trained
+
+    # Phase 3: X4K mixed in, texture path on, curriculum.
+    s3 = train(
+        _cfg(3, data, tmp_path, dry_run=True, exp_name="p3", resume="p2", x4k_path=str(data["x4k"]))
+    )
+    assert s3["step"] == 4
+    assert "X4K half-gap <= 2" in (root / "log" / "train_p3.log").read_text()
+
+    dest = export("p3", workdir=root, out=tmp_path / "out")
+    assert dest == tmp_path / "out" / "p3.safetensors"
+    meta = json.loads(dest.with_suffix(".json").read_text())
+    assert meta["model"]["texture_path"] and meta["train"]["phase"] == 3
+    model = load_model(dest)
+    best = checkpoint.read(root / "ckpt" / "p3_best.pkl")["model"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, best[k])
+    with pytest.raises(VfiError, match="already exists"):
+        export("p3", workdir=root, out=tmp_path / "out")
+    with pytest.raises(VfiError, match="no checkpoint"):
+        export("nope", workdir=root)
+
+
+def test_tiny_overfit_loss_falls(tmp_path):
+    # One triplet, crop = frame, augmentation off: the same batch every step, as overfitting needs.
+    one = make_vimeo(tmp_path / "one", n_train=1, n_test=1, h=64, w=64)
+    cfg = make_config(
+        1, exp_name="fit", data_path=str(one), crop=64, batch_size=1, epochs=30, augment=False,
+        lr=1e-3, warmup_steps=0, log_interval=5, eval_interval=30, device="cpu", num_workers=0,
+        workdir=str(tmp_path),
+    )  # fmt: skip
+    s = train(cfg, model_config=tiny_config())
+    losses = [loss for _, loss in s["history"]]
+    assert len(losses) == 6
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert s["best_psnr"] > 25
+
+
+def test_resume_continues_step_and_optimizer(data, tmp_path):
+    cfg = _cfg(1, data, tmp_path, exp_name="r", epochs=1, save_interval=1, ema=0.9)
+    assert train(cfg, model_config=tiny_config())["step"] == 2
+    opt1 = checkpoint.read(tmp_path / "ckpt" / "r_optim.pkl")
+    s = train(cfg.replace(epochs=2), model_config=tiny_config())
+    assert s["step"] == 4
+    text = (tmp_path / "log" / "train_r.log").read_text()
+    assert "resuming r from" in text and "step 2" in text
+    opt2 = checkpoint.read(tmp_path / "ckpt" / "r_optim.pkl")
+    steps = {float(st["step"]) for st in opt2["optimizer"]["state"].values()}
+    assert steps == {4.0}  # Adam's own counters continued (a fresh optimizer would say 2)
+    assert opt2["train_state"]["step"] == 4 and opt1["ema"] is not None
+    assert opt2["rng"]["torch"].dtype == torch.uint8
+    from engine.loading import load_model
+
+    latest = load_model(tmp_path / "ckpt" / "r.pkl")  # the engine reads training checkpoints
+    assert latest.config == tiny_config()
+
+
+def test_killed_run_resumes_with_same_step_and_optimizer(data, tmp_path):
+    vimeo = make_vimeo(tmp_path / "v8", n_train=8, n_test=1)
+    model = tiny_model_json(tmp_path / "tiny.json")
+    cmd = [
+        sys.executable, "-m", "vfi_cli", "train", "--phase", "1", "--data_path", str(vimeo),
+        "--exp_name", "k", "--model", str(model), "--crop", "32", "--batch_size", "1",
+        "--epochs", "1", "--save_interval", "1", "--num_workers", "0", "--device", "cpu",
+        "--workdir", str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VFI_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    optim = tmp_path / "ckpt" / "k_optim.pkl"
+    deadline = time.time() + 120
+    saved = None
+    while time.time() < deadline and proc.poll() is None:
+        if optim.is_file():
+            saved = checkpoint.read(optim)
+            if saved["train_state"]["step"] >= 2:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert saved is not None, proc.stderr.read().decode()[-2000:]
+    saved = checkpoint.read(optim)  # what the killed run left (atomic: always complete)
+    s0 = saved["train_state"]["step"]
+    assert 2 <= s0 < 8, "the run finished before it could be killed"
+
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"step {s0}" in out.stderr and "resuming k from" in out.stderr
+    final = checkpoint.read(optim)
+    # Mid-epoch resume: the 8 batches of the epoch were each trained once in total.
+    assert final["train_state"]["step"] == 8 and final["train_state"]["epoch"] == 1
+    steps = {float(st["step"]) for st in final["optimizer"]["state"].values()}
+    assert steps == {8.0}
+    assert (tmp_path / "ckpt" / "k_best.pkl").is_file()
+
+
+def test_corrupt_and_incompatible_checkpoints_are_refused(data, tmp_path):
+    cfg = _cfg(1, data, tmp_path, exp_name="c")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for name in ("c.pkl", "c_optim.pkl"):
+        (ckpt / name).write_bytes(b"garbage, not a zip")
+    with pytest.raises(VfiError, match="is corrupt"):
+        train(cfg, model_config=tiny_config())
+    assert (ckpt / "c.pkl").read_bytes() == b"garbage, not a zip"  # nothing overwritten
+
+    # A checkpoint of another architecture under the same experiment name.
+    from engine.loading import build_model
+
+    other = tiny_config(backbone_mode="mamba2_only")
+    paths = checkpoint.paths_for(ckpt, "i")
+    meta = {"step": 0}
+    state = build_model(other).state_dict()
+    checkpoint.save_latest(paths, state, other, meta, {"train_state": {"step": 0}, "optimizer": {}})
+    before = paths.latest.read_bytes()
+    with pytest.raises(VfiError, match=r"another model .*backbone_mode"):
+        train(cfg.replace(exp_name="i"), model_config=tiny_config())
+    assert paths.latest.read_bytes() == before
+    # ... and as the start of a later phase (--resume): refused too.
+    checkpoint.save_best(paths, state, other, meta)
+    cfg2 = _cfg(
+        2, data, tmp_path, exp_name="j", resume="i", model=str(tiny_model_json(tmp_path / "t.json"))
+    )
+    with pytest.raises(VfiError, match="another architecture"):
+        train(cfg2)
+    assert not checkpoint.paths_for(ckpt, "j").latest.exists()
+    # Refused without running anything: a checkpoint that needs arbitrary pickled objects.
+    torch.save({"format": "vfi-train/1", "model": {}, "x": Path("x")}, ckpt / "evil.pkl")
+    with pytest.raises(VfiError, match="refusing checkpoint"):
+        checkpoint.read(ckpt / "evil.pkl")
+    # A truncated archive.
+    (ckpt / "cut.pkl").write_bytes(paths.latest.read_bytes()[:-200])
+    with pytest.raises(VfiError, match="corrupt"):
+        checkpoint.read(ckpt / "cut.pkl")
+
+
+def test_two_process_gloo_ddp(data, tmp_path):
+    model = tiny_model_json(tmp_path / "tiny.json")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "vfi_cli", "train", "--phase", "1", "--data_path", str(data["vimeo"]),
+        "--exp_name", "ddp", "--model", str(model), "--dry_run", "--crop", "32",
+        "--batch_size", "1", "--device", "cpu", "--workdir", str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VFI_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = (tmp_path / "dry_run" / "log" / "train_ddp.log").read_text()
+    assert "2 process(es) on cpu" in text and "resumed at step" in text
+    # 6 training triplets, 2 processes x batch 1: 3 global batches per epoch (capped at 3 by the
+    # dry run), each one optimizer step on the averaged gradients of both processes.
+    final = checkpoint.read(tmp_path / "dry_run" / "ckpt" / "ddp_optim.pkl")
+    assert final["train_state"]["step"] == 6
+
+
+def test_dry_run_on_our_corpus_with_curriculum(data, tmp_path):
+    from clips import make_clip
+    from test_train_helpers import save_png, texture
+
+    from train.data.corpus import prepare_corpus
+
+    src = tmp_path / "src"
+    (src / "videos").mkdir(parents=True)
+    make_clip(src / "videos" / "pan.mp4", frames=16, size=(96, 64))
+    save_png(src / "photos" / "p.png", texture(96, 128, seed=9))
+    prepare_corpus(src, tmp_path / "corpus", workers=1)
+    cfg = _cfg(
+        1, data, tmp_path, dry_run=True, exp_name="own", data_path=None,
+        train_data=str(tmp_path / "corpus"), val_path=str(data["dvf"]), curriculum=True,
+    )  # fmt: skip
+    s = train(cfg, model_config=tiny_config())
+    assert s["step"] == 4
+    text = (tmp_path / "dry_run" / "log" / "train_own.log").read_text()
+    assert "corpus gap <= 1, synthetic motion x0.50" in text  # epoch 1 of 2: the ramp starts
+    assert "corpus gap <= 3, synthetic motion x1.00" in text
+
+
+def test_vgg_term_is_used_and_logged_when_the_weights_are_installed(data, tmp_path):
+    from train.vgg import VGG19Features, vgg19_path
+
+    # Wiring check only: a stand-in file in torchvision's layout at the cache path. (Training
+    # itself never builds a random VGG: without the real file the term is off.)
+    path = vgg19_path()
+    assert str(path).startswith(str(tmp_path))  # VFI_CACHE points into tmp_path
+    path.parent.mkdir(parents=True)
+    torch.save(VGG19Features().state_dict(), path)
+    cfg = _cfg(
+        1, data, tmp_path, exp_name="v", epochs=1, max_iters_per_epoch=1, max_val=1, log_interval=1
+    )
+    s = train(cfg, model_config=tiny_config())
+    assert s["vgg"]
+    assert _scalar_tags(tmp_path / "log" / "v") == EXPECTED_TAGS | {"loss/loss_vgg"}
+    assert "loss_vgg: enabled" in (tmp_path / "log" / "train_v.log").read_text()

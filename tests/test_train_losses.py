@@ -1,0 +1,108 @@
+"""Training losses (Laplacian, ternary, VGG19) and the VGG19 weight loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.errors import VfiError
+from train.losses import laplacian_pyramid, loss_lap, loss_ter, loss_total, loss_vgg
+from train.vgg import TAPS, VGG19Features, load_vgg19
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The CPU is shared: one intra-op thread avoids oversubscription stalls (10-100x slower).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _img(seed, shape=(2, 3, 32, 48)):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_laplacian_pyramid_reconstructs():
+    x = _img(0)
+    bands = laplacian_pyramid(x, levels=4)
+    assert [b.shape[-1] for b in bands] == [48, 24, 12, 6]
+    # Collapse the pyramid with the same expand step: the original image comes back exactly.
+    from train.losses import _blur, _gauss_kernel
+
+    k = _gauss_kernel(x.device, x.dtype)
+    img = bands[-1]
+    for band in reversed(bands[:-1]):
+        up = torch.zeros_like(band)
+        up[..., ::2, ::2] = img * 4
+        img = band + _blur(up, k)
+    torch.testing.assert_close(img, x)
+
+
+def test_lap_and_ter_zero_on_identical_and_positive_otherwise():
+    a, b = _img(1), _img(2)
+    assert loss_lap(a, a).item() == 0 and loss_ter(a, a).item() == 0
+    assert loss_lap(a, b).item() > 0.05 and loss_ter(a, b).item() > 0.05
+
+
+def test_ternary_is_robust_to_brightness_offset():
+    a = _img(3) * 0.8
+    brighter = a + 0.15
+    shifted = torch.roll(a, 2, dims=-1)
+    # A global brightness change leaves the local ordering intact: ternary barely moves,
+    # while a small shift (real misalignment) changes it a lot.
+    assert loss_ter(brighter, a) < 0.1 * loss_ter(shifted, a)
+    assert loss_lap(brighter, a) > loss_lap(shifted, a) * 0.5  # L1 sees the offset
+
+
+def test_loss_total_parts_and_intermediate_predictions():
+    gt = _img(4)
+    pred = gt.clone().requires_grad_(True)
+    coarse = _img(5).requires_grad_(True)
+    total, parts = loss_total({"pred": pred, "preds": [coarse, pred]}, gt, w_inter=0.5)
+    assert set(parts) == {"loss_total", "loss_lap", "loss_ter"}  # no VGG: not in the parts
+    assert parts["loss_lap"] == 0 and parts["loss_ter"] == 0
+    expected = 0.5 * (loss_lap(coarse, gt) + loss_ter(coarse, gt))  # pred itself counted once
+    torch.testing.assert_close(total, expected)
+    total.backward()
+    assert coarse.grad is not None and coarse.grad.abs().sum() > 0
+    only_final, _ = loss_total({"pred": pred, "preds": [coarse]}, gt, w_inter=0.0)
+    assert only_final.item() == 0
+
+
+def test_vgg19_loads_torchvision_layout(tmp_path):
+    torch.manual_seed(0)
+    ref = VGG19Features()
+    state = {k: v for k, v in ref.state_dict().items()}
+    assert "features.0.weight" in state and "features.34.weight" in state  # torchvision's keys
+    state["classifier.0.weight"] = torch.zeros(4, 4)  # the real file has a classifier: ignored
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save(state, path)
+    vgg, note = load_vgg19(path)
+    assert vgg is not None and str(path) in note
+    torch.testing.assert_close(vgg.features[34].weight, ref.features[34].weight)
+    assert not any(p.requires_grad for p in vgg.parameters())
+    x = _img(6, (1, 3, 32, 32))
+    feats = vgg(x)
+    assert len(feats) == len(TAPS) and feats[0].shape == (1, 64, 32, 32)
+    assert loss_vgg(x, x, vgg).item() == 0
+    pred = _img(7, (1, 3, 32, 32)).requires_grad_(True)
+    v = loss_vgg(pred, x, vgg)
+    v.backward()
+    assert v.item() > 0 and pred.grad.abs().sum() > 0
+    _, parts = loss_total({"pred": pred}, x, vgg=vgg)
+    assert "loss_vgg" in parts
+
+
+def test_vgg19_missing_is_disabled_and_bad_file_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("VFI_CACHE", str(tmp_path / "cache"))
+    vgg, note = load_vgg19()  # default location: the weights cache
+    assert vgg is None and "vfi download-weights vgg19" in note and str(tmp_path) in note
+    bad = tmp_path / "garbage.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(VfiError, match="not a readable VGG19"):
+        load_vgg19(bad)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"features.0.weight": torch.zeros(3, 3)}, wrong)
+    with pytest.raises(VfiError, match="not torchvision's VGG19"):
+        load_vgg19(wrong)

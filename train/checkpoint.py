@@ -1,0 +1,253 @@
+"""Training checkpoints: atomic saves, auto-resume, and the phase chain (``--resume EXP``).
+
+Three files per experiment under ``ckpt/``:
+
+- ``<exp>.pkl``: the latest weights, ``{"format", "model": state_dict, "config": ModelConfig dict,
+  "train": {...}}``; ``engine.load_model`` reads it directly.
+- ``<exp>_best.pkl``: the same layout, the weights that scored the best validation PSNR (the EMA
+  weights when ``--ema`` is on: those are the ones evaluated).
+- ``<exp>_optim.pkl``: what resuming needs besides the weights: optimizer, EMA, train state
+  (epoch, batch within the epoch, optimizer step, best PSNR), RNG states (as tensors), schedule.
+
+Everything stored is a tensor, dict, list, tuple, number, string or None, so every load uses
+``torch.load(weights_only=True)`` and can never run pickled code. Each file is written to a
+temporary name in the same folder and renamed over the old one, so a crash (or a kill) leaves the
+previous checkpoint intact; the latest weights and optimizer state are renamed back to back and
+carry the same step, which resuming checks.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.config import ModelConfig
+from engine.errors import VfiError
+
+FORMAT = "vfi-train/1"
+# Modules a later phase adds, zero-initialised, with the ModelConfig switch that turns each on.
+NEW_MODULES = {"feature_warp": "feature_warp", "texture": "texture_path"}
+
+
+@dataclass
+class Paths:
+    latest: Path
+    best: Path
+    optim: Path
+
+
+def paths_for(ckpt_dir: Path, exp: str) -> Paths:
+    d = Path(ckpt_dir)
+    return Paths(d / f"{exp}.pkl", d / f"{exp}_best.pkl", d / f"{exp}_optim.pkl")
+
+
+def atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file beside ``path``, flushed to disk, then renamed over it."""
+    tmp = _tmp(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def read(path: Path) -> dict:
+    """A checkpoint file as a dict, read safely; a corrupt or foreign file is one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise VfiError(f"checkpoint not found: {path}")
+    fix = "delete it to start over, or use another --exp_name"
+    if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
+        raise VfiError(f"checkpoint {path} is corrupt (not a torch.save archive); {fix}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise VfiError(
+            f"refusing checkpoint {path}: it holds pickled objects other than tensors and plain "
+            "containers, which could run code (not written by `vfi train`)"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise VfiError(f"checkpoint {path} is corrupt or unreadable ({first}); {fix}") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise VfiError(f"{path} is not a `vfi train` checkpoint (format {FORMAT} expected)")
+    return obj
+
+
+# ---- saving ----------------------------------------------------------------------------------
+
+
+def cpu_state(state: dict) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def weights_record(state: dict, config: ModelConfig, meta: dict) -> dict:
+    return {"format": FORMAT, "model": cpu_state(state), "config": config.to_dict(), "train": meta}
+
+
+def rng_state() -> dict:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def save_latest(paths: Paths, model_state: dict, config: ModelConfig, meta: dict, optim: dict):
+    """Write ``<exp>.pkl`` and ``<exp>_optim.pkl`` (both temp files first, then two renames)."""
+    paths.latest.parent.mkdir(parents=True, exist_ok=True)
+    record = weights_record(model_state, config, meta)
+    optim = {"format": FORMAT, "config": config.to_dict(), **optim}
+    for obj, path in ((record, paths.latest), (optim, paths.optim)):
+        with open(_tmp(path), "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(_tmp(paths.latest), paths.latest)
+    os.replace(_tmp(paths.optim), paths.optim)
+
+
+def save_best(paths: Paths, model_state: dict, config: ModelConfig, meta: dict) -> None:
+    atomic_save(weights_record(model_state, config, meta), paths.best)
+
+
+# ---- compatibility ---------------------------------------------------------------------------
+
+
+def saved_config(obj: dict, path: Path) -> ModelConfig:
+    cfg = obj.get("config")
+    if not isinstance(cfg, dict):
+        raise VfiError(f"{path} carries no model config; it was not written by `vfi train`")
+    return ModelConfig.from_dict(cfg)
+
+
+def config_diff(a: ModelConfig, b: ModelConfig) -> list[str]:
+    """Fields that differ, as 'name: a -> b' (just the name where the values are long)."""
+    da, db = a.to_dict(), b.to_dict()
+    out = []
+    for k in da:
+        if da[k] != db[k]:
+            change = f"{k}: {da[k]!r} -> {db[k]!r}"
+            out.append(change if len(change) <= 60 else k)
+    return out
+
+
+def check_same_model(saved: ModelConfig, current: ModelConfig, path: Path) -> None:
+    diff = config_diff(saved, current)
+    if diff:
+        raise VfiError(
+            f"{path} was trained with another model ({'; '.join(diff[:3])}); resume with the same "
+            "flags, or start a new --exp_name"
+        )
+
+
+def check_phase_chain(source: ModelConfig, target: ModelConfig, path: Path) -> list[str]:
+    """A later phase may only switch new modules on; returns the names of those switched on."""
+    switched = []
+    for module, switch in NEW_MODULES.items():
+        before, after = getattr(source, switch), getattr(target, switch)
+        if before and not after:
+            raise VfiError(f"{path} has the {module} module but this phase turns it off")
+        if after and not before:
+            switched.append(module)
+    rest = config_diff(source.replace(feature_warp=False, texture_path=False),
+                       target.replace(feature_warp=False, texture_path=False))  # fmt: skip
+    if rest:
+        raise VfiError(
+            f"{path} was trained with another architecture ({'; '.join(rest[:3])}); a later phase "
+            "keeps the model of the phase it resumes (leave --model/--backbone_mode/--use_mhc out)"
+        )
+    return switched
+
+
+def load_state(model, state: dict, path: Path, allow_missing: tuple[str, ...] = ()) -> None:
+    """Load ``state`` strictly, except keys of modules in ``allow_missing`` (new, zero-init)."""
+    own = model.state_dict()
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    for k, v in state.items():
+        if k not in own:
+            raise VfiError(f"{path}: unexpected key {k!r}: a checkpoint of another architecture")
+        if not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(own[k].shape):
+            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise VfiError(
+                f"{path}: key {k!r} is {shape}, the model expects {tuple(own[k].shape)} "
+                "(a checkpoint of another architecture)"
+            )
+    missing = [k for k in own if k not in state]
+    not_new = [k for k in missing if k.split(".")[0] not in allow_missing]
+    if not_new:
+        raise VfiError(
+            f"{path}: missing key {not_new[0]!r} ({len(not_new)} missing): a checkpoint of "
+            "another architecture"
+        )
+    model.load_state_dict(state, strict=False)
+
+
+# ---- resuming --------------------------------------------------------------------------------
+
+
+def exists(paths: Paths) -> bool:
+    return paths.latest.is_file() or paths.optim.is_file()
+
+
+def peek_config(paths: Paths) -> ModelConfig:
+    """The model config of an experiment's latest checkpoint (to rebuild before loading)."""
+    return saved_config(read(paths.latest), paths.latest)
+
+
+def load_resume(paths: Paths, model, optimizer, ema, config: ModelConfig) -> dict:
+    """Restore weights, optimizer, EMA and RNG; return the saved train state."""
+    for p in (paths.latest, paths.optim):
+        if not p.is_file():
+            raise VfiError(
+                f"cannot resume: {p} is missing (the run was interrupted before its first "
+                "checkpoint?); delete the other file to start over, or use another --exp_name"
+            )
+    record, opt = read(paths.latest), read(paths.optim)
+    check_same_model(saved_config(record, paths.latest), config, paths.latest)
+    train_state = opt.get("train_state")
+    if not isinstance(train_state, dict) or "step" not in train_state:
+        raise VfiError(f"{paths.optim} has no train state; it was not written by `vfi train`")
+    if record.get("train", {}).get("step") != train_state["step"]:
+        raise VfiError(
+            f"{paths.latest} (step {record.get('train', {}).get('step')}) and {paths.optim} (step "
+            f"{train_state['step']}) disagree; delete both to start over"
+        )
+    load_state(model, record["model"], paths.latest)
+    try:
+        optimizer.load_state_dict(opt["optimizer"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise VfiError(f"{paths.optim}: optimizer state does not fit this model ({e})") from None
+    if ema is not None:
+        if opt.get("ema") is None:
+            ema.reset(model)  # EMA switched on mid-run: start it from the current weights
+        else:
+            ema.load_state_dict(opt["ema"], source=paths.optim)
+    rng = opt.get("rng") or {}
+    if isinstance(rng.get("torch"), torch.Tensor):
+        torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") and torch.cuda.is_available():
+        cuda_states = rng["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+    return dict(train_state)
+
+
+def load_phase_start(path: Path, model, config: ModelConfig) -> list[str]:
+    """Start a phase from another experiment's best weights; returns newly enabled modules."""
+    record = read(path)
+    switched = check_phase_chain(saved_config(record, path), config, path)
+    load_state(model, record["model"], path, allow_missing=tuple(switched))
+    return switched

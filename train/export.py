@@ -1,0 +1,82 @@
+"""`vfi train export NAME`: a training checkpoint -> safetensors weights + JSON config.
+
+The output is what ``engine.load_model(path)`` and ``vfi interpolate --model path`` read: a
+``.safetensors`` file of the state dict and, beside it, a ``.json`` file
+``{"model": <ModelConfig dict>, "train": {...}}`` (where it came from: experiment, phase, step,
+validation PSNR/SSIM). The best weights are exported by default (the EMA weights when the run used
+``--ema``). Both files are written under temporary names and renamed, and the result is loaded back
+through ``engine.load_model`` before the command reports success.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from engine.errors import VfiError
+from train import checkpoint
+
+
+def export(
+    name: str,
+    workdir: str | Path = ".",
+    out: str | Path | None = None,
+    which: str = "best",
+    force: bool = False,
+) -> Path:
+    """Export experiment ``name`` (or a .pkl path); returns the .safetensors path."""
+    from safetensors.torch import save_file
+
+    src = Path(name)
+    if not (src.suffix == ".pkl" and src.is_file()):
+        paths = checkpoint.paths_for(Path(workdir) / "ckpt", name)
+        src = paths.best if which == "best" else paths.latest
+        if not src.is_file():
+            raise VfiError(
+                f"no checkpoint {src}: train experiment {name!r} first (or give --workdir where "
+                "its ckpt/ folder is)"
+            )
+    record = checkpoint.read(src)
+    config = checkpoint.saved_config(record, src)
+    state = record.get("model")
+    if not isinstance(state, dict) or not state:
+        raise VfiError(f"{src} holds no weights")
+
+    stem = src.stem if src == Path(name) else name
+    if out is None:
+        dest = Path(workdir) / "export" / f"{stem}.safetensors"
+    elif str(out).endswith(".safetensors"):
+        dest = Path(out)
+    else:  # a folder
+        dest = Path(out) / f"{stem}.safetensors"
+    cfg_path = dest.with_suffix(".json")
+    if not force and (dest.exists() or cfg_path.exists()):
+        raise VfiError(f"{dest} already exists; pass --force to replace it")
+
+    tensors = {k.removeprefix("module."): v.contiguous().clone() for k, v in state.items()}
+    meta = {k: v for k, v in (record.get("train") or {}).items() if _plain(v)}
+    meta["source"] = str(src)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp_w = dest.with_name(dest.name + ".tmp")
+    tmp_c = cfg_path.with_name(cfg_path.name + ".tmp")
+    save_file(
+        tensors, str(tmp_w), metadata={"format": "vfi", "config": json.dumps(config.to_dict())}
+    )
+    tmp_c.write_text(json.dumps({"model": config.to_dict(), "train": meta}, indent=1) + "\n")
+    os.replace(tmp_c, cfg_path)
+    os.replace(tmp_w, dest)
+
+    # The export is only done if the engine loads it back into the same weights.
+    from engine.loading import load_model
+
+    model = load_model(dest)
+    loaded = model.state_dict()
+    for k, v in tensors.items():
+        if not loaded[k].equal(v.to(loaded[k].dtype)):
+            raise RuntimeError(f"export check failed: {k} differs after loading {dest}")
+    return dest
+
+
+def _plain(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))

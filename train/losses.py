@@ -1,0 +1,135 @@
+"""Training losses: Laplacian-pyramid L1, ternary census, VGG19 perceptual, and their weighted sum.
+
+All take predictions and ground truth as float (B, 3, H, W) in [0, 1] and return a scalar tensor.
+
+- ``loss_lap``: L1 between Laplacian pyramids (5 levels). Each band is compared separately, so
+  low-frequency colour errors and high-frequency edge errors both count, whatever the image size.
+- ``loss_ter``: ternary census distance over 7x7 patches. It compares local structure (which
+  neighbours are brighter or darker than the centre), robust to brightness changes between frames.
+- ``loss_vgg``: L1 between VGG19 ImageNet features (see :mod:`train.vgg`). Only when the real
+  weights are present; a random VGG would teach nothing, so the term is then off.
+
+:class:`Criterion` combines them on the final prediction and on the model's intermediate
+predictions (coarse to fine) into ``loss_total``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _gauss_kernel(device, dtype) -> torch.Tensor:
+    """5x5 binomial kernel (a Gaussian approximation), one copy per RGB channel: (3, 1, 5, 5)."""
+    k1 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=device, dtype=dtype)
+    k2 = torch.outer(k1, k1)
+    return (k2 / k2.sum()).expand(3, 1, 5, 5).contiguous()
+
+
+def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    # Replicate padding so borders are not darkened (zero padding would invent an edge).
+    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), kernel, groups=x.shape[1])
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int = 5) -> list[torch.Tensor]:
+    """Band-pass images, finest first; the last entry is the low-pass residual."""
+    kernel = _gauss_kernel(x.device, x.dtype)
+    bands = []
+    current = x
+    for _ in range(levels - 1):
+        if min(current.shape[-2:]) < 2:
+            break
+        low = _blur(current, kernel)
+        down = low[..., ::2, ::2]
+        # Upsample by zero insertion + the same blur (x4 to keep the mean), the classic expand step.
+        up = torch.zeros_like(current)
+        up[..., ::2, ::2] = down * 4
+        up = _blur(up, kernel)
+        bands.append(current - up)
+        current = down
+    bands.append(current)
+    return bands
+
+
+def loss_lap(pred: torch.Tensor, gt: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """Sum over pyramid levels of the mean L1 between bands (coarser bands weigh more per pixel)."""
+    total = pred.new_zeros(())
+    for i, (a, b) in enumerate(zip(laplacian_pyramid(pred, levels), laplacian_pyramid(gt, levels))):
+        total = total + (2**i) * (a - b).abs().mean()
+    return total
+
+
+def _census(x: torch.Tensor, patch: int = 7) -> torch.Tensor:
+    """Soft ternary census: (B, patch², H, W) normalised differences to each neighbour."""
+    gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) * 255.0  # (B, 1, H, W)
+    # One one-hot kernel per neighbour: conv2d extracts every neighbour as its own channel.
+    eye = torch.eye(patch * patch, device=x.device, dtype=x.dtype)
+    kernels = eye.reshape(patch * patch, 1, patch, patch)
+    neighbours = F.conv2d(gray, kernels, padding=patch // 2)  # (B, P², H, W)
+    diff = neighbours - gray
+    # d / sqrt(0.81 + d²) squashes brightness differences to (-1, 1): a smooth "brighter/darker".
+    return diff / torch.sqrt(0.81 + diff * diff)
+
+
+def loss_ter(pred: torch.Tensor, gt: torch.Tensor, patch: int = 7) -> torch.Tensor:
+    """Mean robust distance between the census transforms, ignoring the zero-padded border."""
+    d = _census(pred, patch) - _census(gt, patch)
+    dist = (d * d / (0.1 + d * d)).mean(dim=1, keepdim=True)  # (B, 1, H, W)
+    r = patch // 2
+    valid = torch.zeros_like(dist)
+    valid[..., r:-r, r:-r] = 1.0
+    return (dist * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def loss_vgg(pred: torch.Tensor, gt: torch.Tensor, vgg: nn.Module) -> torch.Tensor:
+    """Weighted L1 between VGG19 features (``vgg`` from :func:`train.vgg.load_vgg19`)."""
+    feats_p = vgg(pred)
+    with torch.no_grad():
+        feats_g = vgg(gt)
+    total = pred.new_zeros(())
+    for w, a, b in zip(vgg.layer_weights, feats_p, feats_g):
+        total = total + w * (a - b).abs().mean()
+    return total
+
+
+def loss_total(
+    out: dict,
+    gt: torch.Tensor,
+    *,
+    w_lap: float = 1.0,
+    w_ter: float = 1.0,
+    w_vgg: float = 0.05,
+    w_inter: float = 0.5,
+    vgg: nn.Module | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training objective for one batch and its logged parts (detached).
+
+    total = w_lap·lap + w_ter·ter + w_vgg·vgg            (final prediction ``out["pred"]``)
+          + w_inter · mean_k (w_lap·lap_k + w_ter·ter_k)  (intermediate ``out["preds"]``, if any)
+
+    The logged ``loss_lap``/``loss_ter``/``loss_vgg`` are those of the final prediction, so they
+    compare across models with and without intermediate outputs. VGG is not applied to the
+    intermediate predictions: they are coarse, and VGG is the costly term. ``vgg=None``: the VGG
+    term is off and ``loss_vgg`` is absent from the parts.
+    """
+    # Losses in fp32 even under autocast: small differences of large sums are bf16-fragile.
+    pred = out["pred"].float()
+    gt = gt.float()
+    lap = loss_lap(pred, gt)
+    ter = loss_ter(pred, gt)
+    total = w_lap * lap + w_ter * ter
+    parts = {"loss_lap": lap.detach(), "loss_ter": ter.detach()}
+    if vgg is not None and w_vgg > 0:
+        perceptual = loss_vgg(pred, gt, vgg)
+        total = total + w_vgg * perceptual
+        parts["loss_vgg"] = perceptual.detach()
+    # The final prediction may also be the last entry of preds: count it once.
+    inter = [p for p in out.get("preds") or [] if p is not out["pred"]]
+    if inter and w_inter > 0:
+        extra = sum(
+            w_lap * loss_lap(p.float(), gt) + w_ter * loss_ter(p.float(), gt) for p in inter
+        )
+        total = total + w_inter * extra / len(inter)
+    parts["loss_total"] = total.detach()
+    return total, parts

@@ -1,0 +1,212 @@
+"""`vfi train`: the three training phases, and `vfi train export`.
+
+One process:      vfi train --phase 1 --data_path vimeo_triplet --exp_name p1
+Several GPUs:     torchrun --nproc_per_node=2 -m vfi_cli train --phase 1 ... (DDP: NCCL on GPUs,
+                  gloo on the CPU; --batch_size is per process)
+Phase chain:      vfi train --phase 2 --data_path vimeo_triplet --exp_name p2 --resume p1
+                  vfi train --phase 3 --data_path vimeo_triplet --x4k_path X4K1000FPS \\
+                      --exp_name p3 --resume p2
+Export:           vfi train export p3  ->  export/p3.safetensors + export/p3.json
+Our corpus:       vfi train prepare ../shared/data/train corpus/   then   --train_data corpus/
+
+Re-running the same command resumes the experiment from its last checkpoint. Flag names use
+underscores, as the training guide writes them.
+"""
+
+from __future__ import annotations
+
+import click
+
+BACKBONE_MODES = ("hybrid", "mamba2_only", "gated_attn_only")
+
+
+class _TrainGroup(click.Group):
+    """Subcommands (export, prepare) plus the group's own training options."""
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, "--phase N --exp_name NAME [DATA] [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "export NAME [OPTIONS]", prefix="       ")
+        formatter.write_usage(ctx.command_path, "prepare SRC OUT [OPTIONS]", prefix="       ")
+
+
+@click.group(
+    cls=_TrainGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--phase",
+    type=click.IntRange(1, 3),
+    default=1,
+    show_default=True,
+    help="1: from scratch; 2: + feature warping (needs --resume); "
+    "3: + X4K mix and texture path (needs --resume).",
+)
+@click.option(
+    "--exp_name", help="Experiment name: ckpt/<name>*.pkl, log/<name>/, train_<name>.log."
+)
+@click.option("--data_path", type=click.Path(), help="Vimeo90K vimeo_triplet/ folder.")
+@click.option("--train_data", type=click.Path(), help="Our own corpus (from `vfi train prepare`).")
+@click.option("--x4k_path", type=click.Path(), help="X4K1000FPS folder (X-TRAIN), for phase 3.")
+@click.option(
+    "--val_path",
+    type=click.Path(),
+    help="Validation triplets in the DVF layout (default: the Vimeo90K test list).",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Registry name (default vfi-s, or the architecture of --resume) or a .json ModelConfig.",
+)
+@click.option(
+    "--backbone_mode",
+    type=click.Choice(BACKBONE_MODES),
+    default=None,
+    help="Backbone of a phase-1 model (default: the model's, hybrid).",
+)
+@click.option("--use_mhc/--no_mhc", default=None, help="Manifold-constrained hyper-connections.")
+@click.option("--resume", metavar="EXP", help="Start from EXP's best weights (the phase chain).")
+@click.option(
+    "--freeze_backbone",
+    type=int,
+    metavar="N",
+    help="Epochs with the encoder and backbone frozen (phase 2 default: 5).",
+)
+@click.option("--batch_size", type=int, help="Per process  [default: 8]")
+@click.option("--epochs", type=int, help="[default: 300 / 100 / 50 for phases 1 / 2 / 3]")
+@click.option("--lr", type=float, help="Peak learning rate  [default: 2e-4 / 1e-4 / 5e-5]")
+@click.option("--weight_decay", type=float, help="AdamW weight decay  [default: 1e-4]")
+@click.option("--warmup_steps", type=int, help="Linear warm-up steps  [default: 2000]")
+@click.option("--grad_accum", type=int, help="Batches per optimizer step  [default: 1]")
+@click.option("--grad_clip", type=float, help="Max gradient norm, 0 = off  [default: 1.0]")
+@click.option("--eval_interval", type=int, help="Epochs between evaluations  [default: 3]")
+@click.option(
+    "--save_interval", type=int, help="Steps between mid-epoch checkpoints  [default: 1000]"
+)
+@click.option("--log_interval", type=int, help="Steps between logged losses  [default: 50]")
+@click.option("--num_workers", type=int, help="Data loading processes  [default: 8]")
+@click.option("--crop", type=int, help="Training crop side  [default: 256]")
+@click.option("--x4k_crop", type=int, help="X4K crop side  [default: 512]")
+@click.option("--mixed_ratio", metavar="A:B", help="Vimeo/corpus : X4K batches  [default: 2:1]")
+@click.option(
+    "--curriculum/--no_curriculum",
+    default=None,
+    help="Grow X4K motion over the epochs  [default: on in phase 3]",
+)
+@click.option("--amp/--no_amp", default=None, help="bf16 autocast on CUDA  [default: on]")
+@click.option(
+    "--ema",
+    type=float,
+    metavar="DECAY",
+    help="EMA of the weights for eval/export, e.g. 0.999  [default: 0 = off]",
+)
+@click.option("--w_vgg", type=float, help="Weight of the VGG19 perceptual loss  [default: 0.05]")
+@click.option("--seed", type=int, help="[default: 0]")
+@click.option("--device", default=None, help="auto | cpu | cuda  [default: auto]")
+@click.option(
+    "--workdir",
+    "--out",
+    "workdir",
+    type=click.Path(),
+    help="Folder for log/ and ckpt/  [default: .]",
+)
+@click.option(
+    "--dry_run",
+    is_flag=True,
+    help="A few iterations, one evaluation, save and resume, on tiny subsets "
+    "(written under <workdir>/dry_run/).",
+)
+@click.pass_context
+def command(ctx, phase, dry_run, **flags):
+    """Train the model: phase 1, 2 or 3 (see `vfi train --help`); resumes automatically."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not flags.get("exp_name"):
+        raise click.UsageError("--exp_name is required (e.g. --exp_name vfi_s_p1)")
+    from train.config import make_config
+    from train.loop import train
+
+    cfg = make_config(phase, dry_run=dry_run, **flags)
+    summary = train(cfg)
+    if summary["best_psnr"] > float("-inf") and not cfg.dry_run:
+        click.echo(
+            f"best PSNR {summary['best_psnr']:.3f} dB; weights {summary['paths'].best} "
+            f"(export: vfi train export {cfg.exp_name})",
+            err=True,
+        )
+
+
+@command.command("export")
+@click.argument("name")
+@click.option(
+    "--workdir",
+    type=click.Path(),
+    default=".",
+    show_default=True,
+    help="Folder holding ckpt/ (as given to `vfi train`).",
+)
+@click.option(
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="Output .safetensors file or folder  [default: <workdir>/export/NAME.safetensors]",
+)
+@click.option("--latest", is_flag=True, help="Export the latest weights instead of the best.")
+@click.option("--force", is_flag=True, help="Replace an existing export.")
+def export_command(name, workdir, out, latest, force):
+    """Export experiment NAME's best weights as safetensors + JSON config (for --model PATH)."""
+    from train.export import export
+
+    dest = export(name, workdir=workdir, out=out, which="latest" if latest else "best", force=force)
+    click.echo(str(dest))
+
+
+@command.command("prepare")
+@click.argument("src", type=click.Path())
+@click.argument("out", type=click.Path())
+@click.option(
+    "--pack_mb",
+    type=float,
+    default=48,
+    show_default=True,
+    help="Largest pack size in MiB (a pack + the code fit one device transfer).",
+)
+@click.option(
+    "--gaps",
+    default="1,2,3",
+    show_default=True,
+    help="Frame gaps of the triplets (comma-separated).",
+)
+@click.option(
+    "--workers", type=int, default=None, help="Analysis threads  [default: min(8, cores)]"
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pack plan.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
+def prepare_command(src, out, pack_mb, gaps, workers, seed, overwrite):
+    """Index the videos and photos under SRC into a training corpus OUT (for --train_data)."""
+    try:
+        gap_list = [int(g) for g in gaps.split(",") if g.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{gaps!r} is not a comma-separated list of integers") from None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from train.data.corpus import prepare_corpus
+    from vfi_cli.ui import console
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        console=console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        tasks = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        summary = prepare_corpus(
+            src, out, pack_mb=pack_mb, gaps=gap_list, seed=seed, workers=workers,
+            overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+    for line in summary.lines():
+        click.echo(line)
