@@ -51,6 +51,8 @@ def setup(device: str = "auto") -> Dist:
             dev = torch.device("cuda", local_rank)
         else:
             dev = torch.device(device if device.startswith("cuda") else "cuda")
+            if dev.index is None:  # set_device needs an index
+                dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
     else:
         dev = torch.device("cpu")
