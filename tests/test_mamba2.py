@@ -115,3 +115,17 @@ def test_causal_conv_equals_conv1d_reference():
     x = torch.randn(2, 23, m.conv1d.in_channels, dtype=torch.float64)
     ref = m.conv1d(x.transpose(1, 2))[..., :23].transpose(1, 2)
     torch.testing.assert_close(m.causal_conv(x), ref)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(importlib.util.find_spec("mamba_ssm") is None, reason="mamba-ssm not installed")
+def test_triton_path_under_bf16_autocast_stays_close_to_fp32():
+    """x, B, C enter the Triton scan in bf16 (fp32 recurrence): bf16-level error, not worse."""
+    torch.manual_seed(0)
+    m = Mamba2(96, d_state=32, headdim=32, chunk_size=128).cuda()
+    u = torch.randn(2, 4000, 96, device="cuda")
+    with torch.no_grad():
+        ref = m(u)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            low = m(u).float()
+    assert _rel(low, ref) < 2e-2

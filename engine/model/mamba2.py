@@ -15,8 +15,8 @@ Three implementations of the SSD scan, one function each:
   recurrence between chunk states), all in PyTorch: the CPU path, and the GPU path without mamba-ssm.
 - ``mamba_ssm``'s Triton kernel ``mamba_chunk_scan_combined``, used on CUDA when importable.
 
-The scan always runs in float32, also under bf16/fp16 autocast: the exponentials of cumulative decay
-sums lose too much in 8-bit mantissas.
+The recurrence always runs in float32, also under bf16/fp16 autocast: the exponentials of cumulative
+decay sums lose too much in 8-bit mantissas (see ``Mamba2.scan`` for what stays in bf16).
 """
 
 from __future__ import annotations
@@ -158,8 +158,9 @@ class RMSNormGated(nn.Module):
     def forward(self, y, z):
         ops = triton_ops() if y.is_cuda else None
         if ops is not None:
+            # The Triton norm computes its statistics in fp32 whatever the input dtype.
             return ops[1](
-                y, self.weight.to(y.dtype), None, z=z.to(y.dtype), eps=self.eps, group_size=self.group_size,
+                y, self.weight, None, z=z.to(y.dtype), eps=self.eps, group_size=self.group_size,
                 norm_before_gate=False,
             )  # fmt: skip
         return gated_rmsnorm_reference(y, z, self.weight, self.eps, self.group_size)
@@ -253,17 +254,24 @@ class Mamba2(nn.Module):
         return y[..., : xbc.shape[1]].squeeze(2).transpose(1, 2)  # causal: drop the tail
 
     def scan(self, x, dt, Bm, Cm) -> torch.Tensor:
-        """SSD scan + D skip in float32 (autocast off); dt is the raw projection."""
+        """SSD scan + D skip; dt is the raw projection. The recurrence always runs in fp32.
+
+        PyTorch path: every input is cast to fp32 (fp64 in parity tests) with autocast off.
+        Triton path: dt, A, D and dt_bias are fp32 and the kernels keep the decays, their
+        cumulative sums and the chunk states in fp32; x, B and C enter in their autocast dtype
+        (bf16) and are multiplied with fp32 accumulation, as mamba-ssm does under autocast. Casting
+        them up first would only add three full-size copies (docs/benchmarks.md).
+        """
         work = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 in parity tests
         A = -torch.exp(self.A_log.to(work))  # (H,)
         with torch.autocast(x.device.type, enabled=False):
-            x, dt, Bm, Cm = x.to(work), dt.to(work), Bm.to(work), Cm.to(work)
             ops = triton_ops() if (x.is_cuda and self.backend == "auto") else None
             if ops is not None:
                 return ops[0](
-                    x, dt, A, Bm, Cm, chunk_size=self.chunk_size, D=self.D.to(work),
-                    dt_bias=self.dt_bias.to(work), dt_softplus=True,
+                    x, dt.to(work), A, Bm.to(x.dtype), Cm.to(x.dtype), chunk_size=self.chunk_size,
+                    D=self.D.to(work), dt_bias=self.dt_bias.to(work), dt_softplus=True,
                 )  # fmt: skip
+            x, dt, Bm, Cm = x.to(work), dt.to(work), Bm.to(work), Cm.to(work)
             dt = F.softplus(dt + self.dt_bias.to(work))  # (B, L, H)
             if self.backend == "reference":
                 y = ssd_reference(x, dt, A, Bm, Cm)
