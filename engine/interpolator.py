@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from engine.checks import check_frames
 from engine.errors import VfiError, VfiInputError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -43,21 +44,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "fp16" and device.type == "cpu":
         raise VfiError("fp16 is not supported on the CPU; use fp32 or bf16")
     return precision
-
-
-def check_frames(img0: torch.Tensor, img1: torch.Tensor) -> None:
-    """Validate a frame pair: (B, 3, H, W) floating tensors of the same shape."""
-    for name, x in (("img0", img0), ("img1", img1)):
-        if not isinstance(x, torch.Tensor):
-            raise VfiInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise VfiInputError(f"{name} must have shape (B, 3, H, W), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise VfiInputError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
-    if img0.shape != img1.shape:
-        raise VfiInputError(
-            f"img0 and img1 differ in shape: {tuple(img0.shape)} vs {tuple(img1.shape)}"
-        )
 
 
 def time_tensor(t, batch: int, device, dtype=torch.float32) -> torch.Tensor:

@@ -35,6 +35,18 @@ def tiny_model():
     return build_model(tiny_config()).eval()
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread: on a shared 2-core machine, oversubscription makes small
+    convolutions 10-100x slower. Test modules opt in with pytestmark usefixtures("one_thread")."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_collection_modifyitems(config, items):
     import importlib.util
 

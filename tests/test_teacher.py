@@ -25,13 +25,7 @@ from train import teacher as T
 MIDDLEBURY = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "middlebury"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The CPU is shared: one intra-op thread avoids oversubscription stalls.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

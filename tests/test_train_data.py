@@ -12,14 +12,7 @@ from train.data.augment import augment, random_time_reverse
 from train.data.mixed import MixedBatchSampler, build_train_data, build_val_data
 from train.data.x4k import X4KTrain
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The CPU is shared: one intra-op thread avoids oversubscription stalls (10-100x slower).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _ramp(h=40, w=40):

@@ -25,13 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_TAGS = {"loss/loss_total", "loss/loss_lap", "loss/loss_ter", "psnr", "ssim", "lr"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The CPU is shared: one intra-op thread avoids oversubscription stalls (10-100x slower).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

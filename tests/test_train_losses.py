@@ -9,14 +9,7 @@ from engine.errors import VfiError
 from train.losses import laplacian_pyramid, loss_lap, loss_ter, loss_total, loss_vgg
 from train.vgg import TAPS, VGG19Features, load_vgg19
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The CPU is shared: one intra-op thread avoids oversubscription stalls (10-100x slower).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _img(seed, shape=(2, 3, 32, 48)):

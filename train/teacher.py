@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.checks import check_frames
 from engine.errors import VfiError, VfiInputError
 from engine.model.warp import backward_warp
 
@@ -217,14 +218,7 @@ class RifeTeacher(nn.Module):
 
 
 def _check(img0, img1, scale) -> None:
-    for name, x in (("img0", img0), ("img1", img1)):
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise VfiInputError(f"{name} must be a (B, 3, H, W) tensor, got {shape}")
-        if not x.is_floating_point():
-            raise VfiInputError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
-    if img0.shape != img1.shape:
-        raise VfiInputError(f"img0 {tuple(img0.shape)} and img1 {tuple(img1.shape)} differ")
+    check_frames(img0, img1)
     if scale not in SCALES:
         raise VfiInputError(f"scale must be one of {SCALES}, got {scale}")
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.checks import check_frames
 from engine.config import ModelConfig
 from engine.errors import VfiInputError
 from engine.model.backbone import Stage
@@ -201,16 +202,7 @@ class VFINet(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def _check(self, img0, img1, scale):
-        for name, x in (("img0", img0), ("img1", img1)):
-            if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise VfiInputError(f"{name} must be a (B, 3, H, W) tensor, got {shape}")
-            if not x.is_floating_point():
-                raise VfiInputError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
-        if img0.shape != img1.shape:
-            raise VfiInputError(
-                f"img0 {tuple(img0.shape)} and img1 {tuple(img1.shape)} differ in shape"
-            )
+        check_frames(img0, img1)
         if scale not in (1, 0.5, 0.25):
             raise VfiInputError(f"scale must be 1, 0.5 or 0.25, got {scale}")
         a = int(self.alignment / scale)
