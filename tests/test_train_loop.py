@@ -141,6 +141,17 @@ def test_resume_continues_step_and_optimizer(data, tmp_path):
     assert latest.config == tiny_config()
 
 
+def test_max_minutes_stops_mid_epoch_and_the_same_command_continues(data, tmp_path):
+    cfg = _cfg(1, data, tmp_path, exp_name="m", epochs=1, max_minutes=1e-9)
+    first = train(cfg, model_config=tiny_config())
+    assert first["step"] == 1  # stopped after the first optimizer step
+    text = (tmp_path / "log" / "train_m.log").read_text()
+    assert "stopped after --max_minutes" in text and "PSNR" in text
+    assert (tmp_path / "ckpt" / "m_best.pkl").is_file()  # evaluated before stopping
+    second = train(cfg.replace(max_minutes=0.0), model_config=tiny_config())
+    assert second["step"] == 2  # the rest of the epoch, not a fresh start
+
+
 def test_killed_run_resumes_with_same_step_and_optimizer(data, tmp_path):
     vimeo = make_vimeo(tmp_path / "v8", n_train=8, n_test=1)
     model = tiny_model_json(tmp_path / "tiny.json")

@@ -95,6 +95,9 @@ class TrainConfig:
     device: str = "auto"
     workdir: str = "."  # log/ and ckpt/ are created here
     dry_run: bool = False
+    # Stop cleanly after this many minutes of training (0 = no limit): evaluate, save with the
+    # batch position, and let the same command continue later. For time-boxed machines.
+    max_minutes: float = 0.0
     # dry run / tests: cap on micro-batches per epoch and on validation triplets (0 = no cap)
     max_iters_per_epoch: int = 0
     max_val: int = 0

