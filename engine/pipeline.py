@@ -1,18 +1,28 @@
 """The video pipeline: decode -> analyse -> schedule -> infer -> encode, concurrently.
 
-Three threads joined by bounded queues, so memory stays constant however long the video:
+Threads joined by bounded queues, so memory stays constant however long the video:
 
 - decode: PyAV frames -> integer RGB tensors (pinned host memory on CUDA) + luma thumbnails;
-- main: scene cuts / duplicates (:mod:`engine.analysis`), the exact schedule (:mod:`engine.timing`)
-  and the model, several output frames per forward, always through :class:`engine.Interpolator`;
-- encode: the one RGB -> Y'CbCr path and the encoder (:mod:`engine.video.writer`), segment by
-  segment, each finished segment recorded in the journal (:mod:`engine.journal`).
+- main (the model thread): scene cuts / duplicates (:mod:`engine.analysis`), the exact schedule
+  (:mod:`engine.timing`) and the model (:mod:`engine.synth`, always through
+  :class:`engine.Interpolator`), several output frames per forward. On CUDA it only queues GPU work
+  (:mod:`engine.device_io`): uploads and downloads run on side streams, nothing waits for the GPU;
+- encode (:mod:`engine.encode`): conversion threads (the one RGB -> Y'CbCr path) and segment
+  workers encoding segments in parallel, each finished segment recorded in order in the journal
+  (:mod:`engine.journal`).
+
+Before the first frame comes the warm-up (:mod:`engine.synth`): on CUDA with ``--tile auto`` the
+memory of a forward is measured and the tile plan and batch are fitted to the budget; then one
+forward at the real shape captures the CUDA graph and runs the autotuners. Every batch is padded to
+that one size, so one graph serves the whole video. The threads start after it (a graph capture
+must not overlap other threads' CUDA calls), and ``Result.warmup`` reports it apart.
 
 Then :mod:`engine.video.mux` joins the segments with the copied audio/subtitles into a temporary file
 that is renamed onto the output. Progress goes to ``on_event`` as dicts (``{"event": "progress",
-...}``; the CLI renders them as a Rich bar or JSON lines). A CUDA out-of-memory error is caught
-once: tiles shrink, the batch drops to one frame, and the forward is retried. On any exit other than
-success the work directory is removed, unless ``--resume`` asked to keep it for a later run.
+...}``; the CLI renders them as a Rich bar or JSON lines); ``Result.stages`` says where the time went
+(:mod:`engine.stages`). A CUDA out-of-memory error is caught once: tiles shrink, the batch drops to
+one frame, and the forward is retried. On any exit other than success the work directory is removed,
+unless ``--resume`` asked to keep it for a later run.
 
 The plan (everything decided before the first frame) is :func:`engine.plan.make_plan`.
 """
@@ -27,6 +37,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from engine.device_io import measure_bytes_per_pixel
 from engine.errors import VfiError
 from engine.plan import Options, Plan
 
@@ -43,18 +54,9 @@ class Result:
     cuts: list[Fraction] = field(default_factory=list)  # times of the first frame after each cut
     duplicates: int = 0
     seconds: float = 0.0
-    rates: dict = field(default_factory=dict)
-
-
-class _Stage:
-    """Busy time and item count of one stage (rates show the bottleneck)."""
-
-    def __init__(self):
-        self.busy = 0.0
-        self.count = 0
-
-    def rate(self) -> float:
-        return self.count / self.busy if self.busy > 0 else 0.0
+    warmup: float = 0.0  # seconds of it spent before the first frame (calibration, graph capture)
+    rates: dict = field(default_factory=dict)  # decode / model / encode frames per busy second
+    stages: dict = field(default_factory=dict)  # every stage: seconds, frames, fps, parallel
 
 
 @dataclass
@@ -77,21 +79,21 @@ def run(plan: Plan, model, options: Options | None = None, on_event=None, stop=N
 
 class _Runner:
     def __init__(self, plan: Plan, model, options: Options, emit, stop):
-        from engine.interpolator import Interpolator
+        from engine.stages import new_stages
+        from engine.synth import Synthesizer
 
         self.plan, self.options, self._emit = plan, options, emit
         self.stop = stop or threading.Event()
-        self.interp = Interpolator(
-            model, device=plan.device, precision=plan.precision, scale=plan.scale, tile=plan.tile
-        )
-        self.device = self.interp.device
+        self.stages = new_stages()
+        self.synth = Synthesizer(plan, model, options, self.stages, self.emit)
+        self.device = self.synth.device
         self.depth = plan.source.travel_depth
-        self.batch = max(1, int(options.batch))
         self.result = Result(plan.output)
-        self.stages = {"decode": _Stage(), "model": _Stage(), "encode": _Stage()}
         self.failure: BaseException | None = None
-        self.encoded = 0
-        self.oom_retried = False
+        self.enc = None
+        self.journal = None
+        self.resume_k = 0
+        self.t_start = time.perf_counter()
 
     def emit(self, event: str, **fields) -> None:
         self._emit({"event": event, **fields})
@@ -105,8 +107,11 @@ class _Runner:
         t0 = time.perf_counter()
         frames = list(_open(self.plan, self.options).frames())
         a, b = (_Frame(i, f.time, f.image, None) for i, f in enumerate(frames[:2]))
-        ts = self.plan.pair_times
-        outs = self._model([(a, b, t) for t in ts])
+        outs = []
+        for rgb, ready in self.synth([(a, b, float(t)) for t in self.plan.pair_times]):
+            if ready is not None:
+                ready.synchronize()
+            outs.append(rgb.numpy())
         out = self.plan.output
         if self.plan.output_kind == "image":
             write_png(out, outs[0], self.depth)
@@ -124,49 +129,55 @@ class _Runner:
     # Videos and frame directories
 
     def run(self) -> Result:
+        from engine.encode import EncodeSide
         from engine.journal import input_fingerprint, open_work_dir, remove_work_dir
 
         t0 = time.perf_counter()
-        self._calibrate_tiles()
         if self.plan.encode:
             self.seg_frames = self.plan.encode.segment_frames
         else:
             self.seg_frames = self.options.segment_frames or 240
-        fingerprint = {"input": input_fingerprint(self.plan.source.path), **self._settings()}
-        self.journal = open_work_dir(
-            self.plan.output,
-            fingerprint,
-            resume=self.options.resume,
-            notice=lambda m: self.emit("notice", message=m),
-        )
-        self.resume_k = self.journal.frames_done
-        self.t_start = time.perf_counter()
         q_in: queue.Queue = queue.Queue(maxsize=self.options.queue_size)
-        q_out: queue.Queue = queue.Queue(maxsize=self.options.queue_size * 2)
-        threads = [
-            threading.Thread(target=self._guard, args=(self._decode_loop, q_in), daemon=True),
-            threading.Thread(target=self._guard, args=(self._encode_loop, q_out), daemon=True),
-        ]
-        for th in threads:
-            th.start()
+        decoder = threading.Thread(target=self._guard, args=(self._decode_loop, q_in), daemon=True)
         ok = False
         try:
-            self._main_loop(q_in, q_out)
-            self._put(q_out, _END)
-            threads[1].join()
+            with self.stages["warmup"].timed(0):
+                self.synth.calibrate()
+            fingerprint = {"input": input_fingerprint(self.plan.source.path), **self._settings()}
+            self.journal = open_work_dir(
+                self.plan.output,
+                fingerprint,
+                resume=self.options.resume,
+                notice=lambda m: self.emit("notice", message=m),
+            )
+            self.resume_k = self.journal.frames_done
+            self.enc = EncodeSide(self.plan, self.journal, seg_frames=self.seg_frames,
+                                  first=self.resume_k, stop=self.stop, stages=self.stages,
+                                  workers=self.options.encoders, on_wait=self._progress)  # fmt: skip
+            with self.stages["warmup"].timed(0):
+                self.synth.warm_up()  # before the other threads: no CUDA call may overlap a capture
+            self.result.warmup = time.perf_counter() - t0
+            self.t_start = time.perf_counter()
+            decoder.start()
+            self.enc.start()
+            self._main_loop(q_in)
+            self.enc.finish()
             self._check_failure()
             self._finish()
             ok = True
         finally:
             self.stop.set()
-            for q in (q_in, q_out):  # unblock a peer waiting on a full queue
-                _drain(q)
-            for th in threads:
-                th.join(timeout=30)
-            if not ok and not self.options.resume:
+            _drain(q_in)  # unblock the decoder waiting on a full queue
+            if self.enc is not None:
+                self.enc.close()
+            if decoder.is_alive():
+                decoder.join(timeout=30)
+            if not ok and not self.options.resume and self.journal is not None:
                 remove_work_dir(self.journal.dir)
+        self.synth.io.harvest(wait=True)
         self.result.seconds = time.perf_counter() - t0
-        self.result.rates = {k: s.rate() for k, s in self.stages.items()}
+        self.result.rates = {k: self.stages[k].rate() for k in ("decode", "model", "encode")}
+        self.result.stages = {k: s.to_dict() for k, s in self.stages.items()}
         self.emit("done", **self._summary())
         return self.result
 
@@ -180,15 +191,8 @@ class _Runner:
     def _check_failure(self) -> None:
         if self.failure is not None:
             raise self.failure
-
-    def _put(self, q: queue.Queue, item) -> None:
-        while True:
-            self._check_failure()
-            try:
-                q.put(item, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
+        if self.enc is not None and self.enc.failure is not None:
+            raise self.enc.failure
 
     def _get(self, q: queue.Queue):
         while True:
@@ -215,24 +219,13 @@ class _Runner:
                 break
             image = frame.image.pin_memory() if pin else frame.image
             thumb = thumbnail(frame.image, self.plan.source.depth)
-            stage.busy += time.perf_counter() - t
-            stage.count += 1
-            while not self.stop.is_set():
-                try:
-                    q_in.put((frame.time, image, thumb), timeout=_POLL)
-                    break
-                except queue.Full:
-                    continue
-        while not self.stop.is_set():
-            try:
-                q_in.put(_END, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
+            stage.add(time.perf_counter() - t)
+            _put_until_stopped(q_in, (frame.time, image, thumb), self.stop)
+        _put_until_stopped(q_in, _END, self.stop)
 
     # main thread ----------------------------------------------------------------------------------
 
-    def _main_loop(self, q_in: queue.Queue, q_out: queue.Queue) -> None:
+    def _main_loop(self, q_in: queue.Queue) -> None:
         from engine.analysis import SceneDetector, is_duplicate
         from engine.timing import Scheduler
 
@@ -241,7 +234,6 @@ class _Runner:
         sched = None
         prev: _Frame | None = None
         self.pending: list = []
-        self.q_out = q_out
         self.last_progress = 0.0
         kept = 0
         last_seen = None  # the last decoded frame (a dropped duplicate still covers its time)
@@ -289,113 +281,26 @@ class _Runner:
             self.pending.append((job, a, b))
         n_synth = sum(1 for _, _, other in self.pending if other is not None)
         boundary = (job.index + 1) % self.seg_frames == 0  # batches never straddle segments
-        if n_synth >= self.batch or len(self.pending) >= 64 or boundary:
+        if n_synth >= self.synth.batch or len(self.pending) >= 64 or boundary:
             self._flush()
 
     def _flush(self) -> None:
         jobs, self.pending = self.pending, []
         synth = [(a, b, float(job.t)) for job, a, b in jobs if b is not None]
-        outs = iter(self._model(synth)) if synth else iter(())
+        outs = iter(self.synth(synth)) if synth else iter(())
         for job, a, b in jobs:
-            rgb = next(outs) if b is not None else a.image.numpy()
-            self._put(self.q_out, (job.index, rgb))
+            rgb, ready = next(outs) if b is not None else (a.image, None)
+            self.enc.put(job.index, rgb, ready)
             self.result.frames_out += 1
         self.result.synthesized += len(synth)
-
-    def _model(self, triples: list) -> list:
-        """Synthesize frames for (frame0, frame1, t) triples; host integer RGB (H, W, 3) out."""
-        import torch
-
-        from engine.video.color import quantize
-
-        stage = self.stages["model"]
-        t0 = time.perf_counter()
-        outs = self._with_oom_retry(lambda: self._synthesize(triples))
-        q = quantize(torch.cat(outs), 8 if self.depth == 8 else 16)
-        q = q.permute(0, 2, 3, 1).cpu()  # (B, H, W, 3)
-        stage.busy += time.perf_counter() - t0
-        stage.count += len(triples)
-        return [q[i].numpy() for i in range(q.shape[0])]
-
-    def _synthesize(self, triples: list) -> list:
-        """(B, 3, H, W) outputs in the order of ``triples``.
-
-        With ``Interpolator.many`` (encode once per pair, decode per t), pairs sharing the same list
-        of t's are batched through it; otherwise every (pair, t) is one item of a batched forward.
-        """
-        import torch
-
-        many = getattr(self.interp, "many", None)
-        groups: dict = {}
-        for n, (a, b, t) in enumerate(triples):
-            groups.setdefault((id(a), id(b)), (a, b, [], []))
-            groups[(id(a), id(b))][2].append(t)
-            groups[(id(a), id(b))][3].append(n)
-        if many is None or all(len(g[2]) == 1 for g in groups.values()):
-            a = torch.cat([self._on_device(x) for x, _, _ in triples])  # (B, 3, H, W)
-            b = torch.cat([self._on_device(y) for _, y, _ in triples])
-            t = torch.tensor([tt for _, _, tt in triples], dtype=torch.float32)
-            return list(self._forward(a, b, t).split(1))
-        result: list = [None] * len(triples)
-        by_ts: dict = {}
-        for a, b, ts, idx in groups.values():
-            by_ts.setdefault(tuple(ts), []).append((a, b, idx))
-        for ts, pairs in by_ts.items():
-            a = torch.cat([self._on_device(x) for x, _, _ in pairs])
-            b = torch.cat([self._on_device(y) for _, y, _ in pairs])
-            frames = many(a, b, list(ts))  # len(ts) tensors of (P, 3, H, W)
-            for j, out in enumerate(frames):
-                for p, (_, _, idx) in enumerate(pairs):
-                    result[idx[j]] = out[p : p + 1]
-        return result
-
-    def _with_oom_retry(self, fn):
-        import torch
-
-        from engine.tiling import smaller_tile
-
-        try:
-            return fn()
-        except torch.cuda.OutOfMemoryError:
-            if self.oom_retried:
-                raise VfiError(
-                    f"out of GPU memory even with {self.interp.tile}px tiles and one frame per "
-                    "forward; try --scale 0.25, a smaller --tile, or --device cpu"
-                ) from None
-            self.oom_retried = True
-            torch.cuda.empty_cache()
-            h, w = self.plan.source.height, self.plan.source.width
-            self.interp.tile = smaller_tile(self.interp.tile, h, w, self.interp.alignment)
-            self.batch = 1
-            self.emit("warning", message=f"out of GPU memory: retrying with {self.interp.tile}px "
-                      "tiles, one frame per forward")  # fmt: skip
-            return fn()
-
-    def _forward(self, a, b, t):
-        if a.shape[0] <= self.batch:
-            return self.interp(a, b, t)
-        import torch
-
-        parts = [
-            self.interp(a[i : i + self.batch], b[i : i + self.batch], t[i : i + self.batch])
-            for i in range(0, a.shape[0], self.batch)
-        ]
-        return torch.cat(parts)
-
-    def _on_device(self, f: _Frame):
-        from engine.video.color import to_float
-
-        if f.gpu is None:
-            x = f.image.to(self.device, non_blocking=True)
-            f.gpu = to_float(x.permute(2, 0, 1).unsqueeze(0), self.depth)  # (1, 3, H, W)
-        return f.gpu
 
     def _progress(self, final: bool = False) -> None:
         now = time.perf_counter()
         if not final and now - self.last_progress < 0.25:
             return
         self.last_progress = now
-        done = self.encoded
+        self.synth.io.harvest()
+        done = self.enc.encoded
         elapsed = max(now - self.t_start, 1e-9)
         fps = (done - self.resume_k) / elapsed
         total = self.plan.frames_out
@@ -406,62 +311,10 @@ class _Runner:
             total=total,
             fps=round(fps, 2),
             eta=None if eta is None else round(eta, 1),
-            rates={k: round(s.rate(), 2) for k, s in self.stages.items()},
+            rates={k: round(self.stages[k].rate(), 2) for k in ("decode", "model", "encode")},
             cuts=len(self.result.cuts),
             duplicates=self.result.duplicates,
         )
-
-    # encode thread --------------------------------------------------------------------------------
-
-    def _encode_loop(self, q_out: queue.Queue) -> None:
-        stage = self.stages["encode"]
-        writer, first = None, 0
-        try:
-            while True:
-                try:
-                    item = q_out.get(timeout=_POLL)
-                except queue.Empty:
-                    if self.stop.is_set():
-                        break
-                    continue
-                if item is _END or self.stop.is_set():
-                    break
-                k, rgb = item
-                t = time.perf_counter()
-                if writer is None:
-                    writer, first = self._open_segment(k), k
-                writer.write(rgb)
-                if (k + 1) % self.seg_frames == 0:
-                    self._commit(writer, first)
-                    writer = None
-                stage.busy += time.perf_counter() - t
-                stage.count += 1
-                self.encoded = k + 1
-            if writer is not None and not self.stop.is_set():
-                self._commit(writer, first)
-                writer = None
-        finally:
-            if writer is not None:
-                writer.abort()
-
-    def _open_segment(self, first: int):
-        from engine.video.writer import SegmentWriter
-
-        name = f"seg_{first // self.seg_frames:06d}"
-        if self.plan.output_kind == "frames":
-            return _PngSegment(self.journal.dir / f"{name}.part", first, self.depth)
-        return SegmentWriter(self.plan.encode, self.journal.dir / f"{name}.part")
-
-    def _commit(self, writer, first: int) -> None:
-        from engine.journal import fsync_dir, fsync_file
-
-        writer.close()
-        final = writer.path.with_suffix("")
-        if self.plan.output_kind != "frames":
-            fsync_file(writer.path)
-        writer.path.replace(final)
-        fsync_dir(final.parent)
-        self.journal.commit(final, first, writer.count)
 
     # finishing ------------------------------------------------------------------------------------
 
@@ -471,6 +324,7 @@ class _Runner:
         work = self.journal.dir
         segments = [(work / s["file"], s["first"]) for s in self.journal.segments]
         out = self.plan.output
+        t0 = time.perf_counter()
         if self.plan.output_kind == "frames":
             target = out if out.is_dir() else work / "frames"
             target.mkdir(exist_ok=True)
@@ -493,10 +347,11 @@ class _Runner:
                 time_scale=self.plan.timing.slowmo,
             )
             tmp.replace(out)
+        self.stages["mux"].add(time.perf_counter() - t0, self.journal.frames_done)
         remove_work_dir(work)
         self._progress(final=True)
 
-    # settings -------------------------------------------------------------------------------------
+    # settings and warm-up -------------------------------------------------------------------------
 
     def _settings(self) -> dict:
         """Everything that changes the output frames or file: a resumed run must match it."""
@@ -514,28 +369,12 @@ class _Runner:
             "device": self.device.type,
             "precision": p.precision,
             "scale": p.scale,
-            "tile": self.interp.tile,
-            "batch": self.batch,
+            "tile": self.synth.interp.tile,
+            "batch": self.synth.batch,
             "segment_frames": self.seg_frames,
             "scene": [o.scene_detect, o.scene_threshold],
             "dedup": [o.dedup, o.dup_threshold],
         }
-
-    def _calibrate_tiles(self) -> None:
-        """On CUDA with --tile auto, replace the analytic memory estimate by a measured one."""
-        if self.device.type != "cuda" or self.options.tile != "auto":
-            return
-        from engine.tiling import choose_tile
-
-        info = self.plan.source
-        bpp = measure_bytes_per_pixel(self.interp, self.batch)
-        budget = self.plan.memory_budget
-        if budget:
-            tile = choose_tile(info.height, info.width, budget, align=self.interp.alignment,
-                               batch=self.batch, bytes_per_pixel=bpp)  # fmt: skip
-            self.interp.tile = tile
-            self.emit("notice", message=f"measured {bpp / 1024:.1f} KiB per pixel: "
-                      f"{'whole frames' if tile is None else f'{tile}px tiles'}")  # fmt: skip
 
     def _summary(self) -> dict:
         r = self.result
@@ -547,29 +386,10 @@ class _Runner:
             "cuts": [str(c) for c in r.cuts],
             "duplicates": r.duplicates,
             "seconds": round(r.seconds, 3),
+            "warmup": round(r.warmup, 3),
             "rates": {k: round(v, 2) for k, v in r.rates.items()},
+            "stages": r.stages,
         }
-
-
-class _PngSegment:
-    """A directory of PNG frames named by output index; the frame-output twin of SegmentWriter."""
-
-    def __init__(self, path: Path, first: int, depth: int):
-        self.path, self.k, self.depth, self.count = path, first, depth, 0
-        path.mkdir()
-
-    def write(self, rgb) -> None:
-        from engine.video.writer import write_png
-
-        write_png(self.path / f"{self.k:08d}.png", rgb, self.depth)
-        self.k += 1
-        self.count += 1
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
 
 
 def _open(plan: Plan, options: Options):
@@ -581,29 +401,21 @@ def _open(plan: Plan, options: Options):
     return open_source(info.path, input_fps=options.input_fps)
 
 
+def _put_until_stopped(q: queue.Queue, item, stop) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=_POLL)
+            return
+        except queue.Full:
+            continue
+
+
 def _drain(q: queue.Queue) -> None:
     try:
         while True:
             q.get_nowait()
     except queue.Empty:
         pass
-
-
-def measure_bytes_per_pixel(interp, batch: int = 1) -> float:
-    """Peak CUDA bytes per input pixel of one forward, from two small sizes (slope, not intercept)."""
-    import torch
-
-    peaks = []
-    for side in (256, 512):
-        x = torch.rand(batch, 3, side, side, device=interp.device)
-        torch.cuda.synchronize(interp.device)
-        torch.cuda.reset_peak_memory_stats(interp.device)
-        base = torch.cuda.memory_allocated(interp.device)
-        interp(x, x.flip(-1), 0.5)
-        torch.cuda.synchronize(interp.device)
-        peaks.append(torch.cuda.max_memory_allocated(interp.device) - base)
-        del x
-    return max((peaks[1] - peaks[0]) / (batch * (512**2 - 256**2)), 1.0)
 
 
 __all__ = ["Options", "Plan", "Result", "measure_bytes_per_pixel", "run"]

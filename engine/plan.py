@@ -18,6 +18,10 @@ from engine.errors import VfiError
 from engine.timing import Timing, make_timing
 
 VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".nut")
+# GPU memory one forward may use by default (weights, pipeline buffers and the CUDA allocator's
+# slack come on top): whole 4K frames of vfi-s fit, and the whole run stays within 8 GiB. More does
+# not make it faster: a batch of several 1080p frames already fits, a 4K frame alone fills the GPU.
+DEFAULT_GPU_BUDGET_GIB = 6.0
 
 
 @dataclass
@@ -42,11 +46,13 @@ class Options:
     precision: str = "auto"
     scale: str | float = "auto"
     tile: str | int | None = "auto"  # "auto", a side in pixels, or None/0 for whole frames
-    batch: int = 4  # output frames per forward
+    batch: int = 4  # most output frames per forward (fewer where the memory budget says so)
+    memory_gib: float | None = None  # GPU memory for one forward (None: DEFAULT_GPU_BUDGET_GIB)
     input_fps: Fraction | None = None  # frame directories / image pairs
     overwrite: bool = False
     resume: bool = False
     queue_size: int = 8
+    encoders: int | None = None  # segments encoded at once (None: engine.encode.default_workers)
     segment_frames: int | None = None  # output frames per encoded segment (default ~4 s)
 
 
@@ -72,6 +78,7 @@ class Plan:
     pair_times: list[Fraction] = field(default_factory=list)  # image pairs: the t's written
     inputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    batch: int = 1  # output frames per forward (the largest up to Options.batch within the budget)
 
     @property
     def out_duration(self) -> Fraction:
@@ -105,6 +112,7 @@ class Plan:
             "scale": self.scale,
             "tile": self.tile,
             "tiles_per_frame": self.tiles_per_frame,
+            "batch": self.batch,
             "memory_estimate_bytes": self.memory_estimate,
             "memory_budget_bytes": self.memory_budget,
             "warnings": list(self.warnings),
@@ -253,14 +261,18 @@ def make_plan(
     precision = resolve_precision(options.precision, device)
     scale = _resolve_scale(options.scale, info.width, info.height)
     align = int(-(-16 // scale)) if model_config is not None else 1
-    budget = memory_budget(device)
-    est_kwargs = dict(config=model_config, batch=max(1, options.batch), precision=precision)
-    tile = _resolve_tile(options.tile, info.width, info.height, budget, align, est_kwargs)
+    budget = memory_budget(device, options.memory_gib)
+    est_kwargs = dict(config=model_config, precision=precision)
+    tile, batch = _resolve_tile(
+        options.tile, info.width, info.height, budget, align, est_kwargs, options.batch
+    )
     if tile:
         tiles = len(plan_tiles(info.height, info.width, tile, align))
-        mem = estimate_memory(min(tile, info.height), min(tile, info.width), **est_kwargs)
+        mem = estimate_memory(
+            min(tile, info.height), min(tile, info.width), batch=batch, **est_kwargs
+        )
     else:
-        tiles, mem = 1, estimate_memory(info.height, info.width, **est_kwargs)
+        tiles, mem = 1, estimate_memory(info.height, info.width, batch=batch, **est_kwargs)
     return Plan(
         source=info,
         output=output,
@@ -280,6 +292,7 @@ def make_plan(
         pair_times=pair_times,
         inputs=inputs,
         warnings=warnings,
+        batch=batch,
     )
 
 
@@ -311,13 +324,22 @@ def _resolve_scale(scale, width: int, height: int) -> float:
     return value
 
 
-def memory_budget(device) -> int | None:
-    """Bytes one forward may use: 85% of the free GPU memory, or half the RAM (capped) on CPU."""
+def memory_budget(device, gib: float | None = None) -> int | None:
+    """Bytes one forward may use.
+
+    CUDA: ``gib`` (default :data:`DEFAULT_GPU_BUDGET_GIB`), at most 85% of the free memory. CPU:
+    ``gib`` if given, else half the RAM (capped at 32 GiB).
+    """
     import torch
 
+    if gib is not None and gib <= 0:
+        raise VfiError(f"the memory budget must be positive, got {gib} GiB")
+    cap = None if gib is None else int(gib * 1024**3)
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        return int(free * 0.85)
+        return min(int(free * 0.85), cap or int(DEFAULT_GPU_BUDGET_GIB * 1024**3))
+    if cap is not None:
+        return cap
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -325,13 +347,15 @@ def memory_budget(device) -> int | None:
     return int(min(ram // 2, 32 * 1024**3))
 
 
-def _resolve_tile(tile, width, height, budget, align, est_kwargs) -> int | None:
-    from engine.tiling import choose_tile, tile_geometry
+def _resolve_tile(tile, width, height, budget, align, est_kwargs, max_batch) -> tuple:
+    """(tile or None, output frames per forward)."""
+    from engine.tiling import fit_to_budget, tile_geometry
 
+    max_batch = max(1, int(max_batch))
     if tile in (None, 0, "0", "off", "none"):
-        return None
+        return None, max_batch
     if tile == "auto":
-        return choose_tile(height, width, budget, align=align, **est_kwargs) if budget else None
+        return fit_to_budget(height, width, budget, max_batch=max_batch, align=align, **est_kwargs)
     try:
         side = int(tile)
     except (TypeError, ValueError):
@@ -339,7 +363,7 @@ def _resolve_tile(tile, width, height, budget, align, est_kwargs) -> int | None:
     if side < 32:
         raise VfiError(f"--tile {side} is too small; use 128 or more")
     side = tile_geometry(side, align)[0]
-    return side if side < max(width, height) else None
+    return (side, 1) if side < max(width, height) else (None, max_batch)
 
 
 def model_config_for(name) -> object | None:

@@ -47,21 +47,33 @@ def tile_geometry(tile: int, align: int, overlap: int | None = None) -> tuple[in
     return tile, overlap, margin
 
 
-def _origins(n: int, tile: int, stride: int) -> list[int]:
-    out = [0]
-    while out[-1] + tile < n:
-        out.append(out[-1] + stride)
-    return out
+def _origins(n: int, tile: int, stride: int, align: int) -> list[int]:
+    """Aligned tile origins along one axis, spread evenly from 0 to the last one.
+
+    The last tile ends at the frame edge, moved back to the lowest aligned origin that still reaches
+    it: it is then less than ``align`` short of a full tile, so once padded to the alignment every
+    tile has one shape (one CUDA graph and memory pool, not four). The fewest tiles whose gaps stay
+    within ``stride`` (overlap at least ``tile - stride``, less than ``align`` of rounding aside).
+    """
+    if n <= tile:
+        return [0]
+    last = _round_up(n - tile, align)
+    k = 1 + -(-last // stride)
+    return [(i * last // (k - 1)) // align * align for i in range(k - 1)] + [last]
 
 
 def plan_tiles(height: int, width: int, tile: int, align: int = 1, overlap=None) -> list[Tile]:
-    """The tiles covering a ``height x width`` frame (row-major; the last row/column may be short)."""
+    """The tiles covering a ``height x width`` frame (row-major).
+
+    Every tile is ``tile`` pixels on a side, or less than ``align`` short of it where the frame is
+    larger than one tile along that axis (the frame's own size where it is not).
+    """
     tile, overlap, _ = tile_geometry(tile, align, overlap)
     stride = tile - overlap
     return [
         Tile(y, x, min(tile, height - y), min(tile, width - x))
-        for y in _origins(height, tile, stride)
-        for x in _origins(width, tile, stride)
+        for y in _origins(height, tile, stride, align)
+        for x in _origins(width, tile, stride, align)
     ]
 
 
@@ -119,7 +131,9 @@ def tiled_call(
 
 # Live float tensors per layer output at the peak of a forward, relative to the sum of layer widths:
 # an upper-side guess; benchmarks/pipeline.py prints measured vs estimated peaks for recalibration.
-ACTIVATION_FACTOR = 6.0
+# H100, vfi-s, bf16: 1.38 GiB at 1080p and 5.29 GiB at 4K measured (docs/benchmarks.md) fit 2.45;
+# 3 keeps a margin.
+ACTIVATION_FACTOR = 3.0
 
 
 def activation_channels(config) -> float:
@@ -174,6 +188,30 @@ def choose_tile(
         if tile < max(height, width) and estimate_memory(tile, tile, **estimate_kwargs) <= budget:
             return tile
     return tile_geometry(TILE_SIDES[-1], align)[0]
+
+
+def fit_to_budget(
+    height: int,
+    width: int,
+    budget: int | None,
+    *,
+    max_batch: int = 1,
+    align: int = 1,
+    **estimate_kwargs,
+) -> tuple[int | None, int]:
+    """(tile, batch) for one forward within ``budget`` bytes.
+
+    Whole frames with the largest batch up to ``max_batch`` that fits; if not even one whole frame
+    fits, tiles of one frame (the largest side that fits). Batching several frames only saves
+    launch overhead, which matters at small sizes: a large frame alone keeps the GPU busy.
+    """
+    estimate_kwargs.pop("batch", None)
+    if budget is None:
+        return None, max(1, max_batch)
+    for batch in range(max(1, max_batch), 0, -1):
+        if estimate_memory(height, width, batch=batch, **estimate_kwargs) <= budget:
+            return None, batch
+    return choose_tile(height, width, budget, align=align, batch=1, **estimate_kwargs), 1
 
 
 def smaller_tile(current: int | None, height: int, width: int, align: int = 1) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -110,3 +112,35 @@ def test_memory_estimate_and_tile_choice():
     assert estimate_memory(tile, tile, config=cfg) <= big // 4
     assert smaller_tile(None, 2160, 3840, 16) < 3840
     assert smaller_tile(1024, 2160, 3840, 16) <= 512
+
+
+@pytest.mark.parametrize(
+    "h,w,tile,align", [(2160, 3840, 2048, 32), (4320, 7680, 2048, 64), (90, 140, 48, 8)]
+)
+def test_tiles_have_one_padded_shape(h, w, tile, align):
+    """Edge tiles end at the frame edge less than ``align`` short of a full tile: one CUDA graph."""
+    tiles = plan_tiles(h, w, tile, align)
+    padded = {(-(-t.h // align) * align, -(-t.w // align) * align) for t in tiles}
+    assert padded == {(tile, tile)}
+    _, overlap, _ = tile_geometry(tile, align)
+    xs = sorted({t.x0 for t in tiles})
+    assert all(b - a <= tile - overlap + align for a, b in itertools.pairwise(xs))  # enough overlap
+    assert xs[-1] + tile >= w and xs[-1] + tile - align < w
+
+
+def test_fit_to_budget_prefers_whole_frames_then_tiles():
+    from engine.tiling import fit_to_budget
+
+    bpp = 700.0  # bytes per pixel of one forward
+    frame = 1080 * 1920 * bpp
+    assert fit_to_budget(1080, 1920, int(4.5 * frame), max_batch=4, bytes_per_pixel=bpp) == (
+        None,
+        4,
+    )
+    assert fit_to_budget(1080, 1920, int(2.5 * frame), max_batch=4, bytes_per_pixel=bpp) == (
+        None,
+        2,
+    )
+    tile, batch = fit_to_budget(2160, 3840, int(frame), max_batch=4, align=32, bytes_per_pixel=bpp)
+    assert batch == 1 and tile is not None and tile * tile * bpp <= frame
+    assert fit_to_budget(1080, 1920, None, max_batch=3) == (None, 3)

@@ -98,6 +98,17 @@ Examples:
     show_default=True,
     help="Output frames per forward.",
 )
+@click.option(
+    "--memory",
+    type=click.FloatRange(0.25, 1024),
+    metavar="GIB",
+    help="GPU memory one forward may use; larger frames are tiled (default 6).",
+)
+@click.option(
+    "--encoders",
+    type=click.IntRange(1, 32),
+    help="Video segments encoded at once (default: by CPU count).",
+)
 @click.option("--input-fps", type=RATIONAL, help="Rate of a frame directory or image pair (24).")
 @click.option("--json", "json_events", is_flag=True, help="Progress as JSON lines on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
@@ -110,8 +121,8 @@ Examples:
 )
 def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detect, dedup,
             dedup_threshold, no_audio, codec, crf, preset, pix_fmt, encoder_options, model, device,
-            precision, scale, tile, batch, input_fps, json_events, quiet, dry_run, overwrite,
-            resume):  # fmt: skip
+            precision, scale, tile, batch, memory, encoders, input_fps, json_events, quiet, dry_run,
+            overwrite, resume):  # fmt: skip
     """Interpolate INPUT (a video, a frame directory, or two images) to a higher frame rate."""
     from engine.errors import VfiError
     from engine.plan import Options, make_plan, model_config_for
@@ -142,6 +153,8 @@ def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detec
         scale=scale,
         tile=tile,
         batch=batch,
+        memory_gib=memory,
+        encoders=encoders,
         input_fps=input_fps,
         overwrite=overwrite,
         resume=resume,
