@@ -63,13 +63,16 @@ class Synthesizer:
         import torch
 
         info = self.plan.source
-        x = torch.zeros(self.batch, 3, info.height, info.width, device=self.device)
+
+        def frames():  # allocated per try: an OOM retry lowers self.batch
+            return torch.zeros(self.batch, 3, info.height, info.width, device=self.device)
+
         per_pair = (1 / info.rate) / self.plan.timing.step  # output frames per input interval
         if per_pair > 2 and not self.interp.tile and hasattr(self.interp.model, "encode"):
             ts = [(j + 1) / (int(per_pair) + 1) for j in range(int(per_pair))]
-            self._with_oom_retry(lambda: self.interp.many(x, x, ts))  # eager: no graph to capture
+            self._with_oom_retry(lambda: self.interp.many(frames(), frames(), ts))  # eager
         else:
-            self._with_oom_retry(lambda: self._forward(x, x, [0.5] * self.batch))
+            self._with_oom_retry(lambda: self._forward(frames(), frames(), [0.5] * self.batch))
         torch.cuda.synchronize(self.device)
 
     # per batch ------------------------------------------------------------------------------------
@@ -129,6 +132,8 @@ class Synthesizer:
         """
         import torch
 
+        if len(ts) != a.shape[0]:
+            raise ValueError(f"{len(ts)} times for {a.shape[0]} frame pairs")
         parts = []
         for i in range(0, a.shape[0], self.batch):
             sa, sb, st = a[i : i + self.batch], b[i : i + self.batch], ts[i : i + self.batch]
