@@ -1,7 +1,9 @@
 """Content analysis on small thumbnails: scene cuts and duplicate frames (pure torch, CPU-cheap).
 
-Both work on a luma thumbnail (:func:`thumbnail`, 128 pixels wide): a 4K frame is subsampled by
-striding before averaging, so analysis costs well under a millisecond per frame.
+Both work on a luma thumbnail 128 pixels wide. The pipeline's decode thread gets it from the
+reader (:func:`engine.video.reader.VideoFile.frames` with ``thumb_width``: swscale area-scales the
+decoded frame to 128 px RGB, then :func:`luma_thumbnail` mixes the luma, ~0.1 ms). :func:`thumbnail`
+makes one from a full RGB tensor (slower: ~1-5 ms at 1080p, more with busy cores), for the rest.
 
 - Scene cut between two frames: ``scene_score`` (mean of the thumbnails' mean absolute difference
   and of their 16-bin luma histogram distance, both in [0, 1]) above ``threshold`` *and* well above
@@ -28,13 +30,32 @@ def thumbnail(image, depth: int = 8, width: int = THUMB_WIDTH):
 
     h, w = image.shape[:2]
     step = max(1, w // (2 * width))  # stride first: cheap on 4K frames, area-average after
-    x = image[::step, ::step].to(torch.float32)
+    x = image[::step, ::step].permute(2, 0, 1).to(torch.float32)  # (3, h', w')
     if not image.is_floating_point():
         x = x / (255.0 if depth <= 8 else 65535.0)
-    luma = x[..., 0] * _LUMA[0] + x[..., 1] * _LUMA[1] + x[..., 2] * _LUMA[2]  # (h', w')
-    tw = min(width, luma.shape[1])
-    th = max(1, min(luma.shape[0], round(tw * h / w)))
-    return F.adaptive_avg_pool2d(luma[None, None], (th, tw))[0, 0]
+    tw = min(width, x.shape[2])
+    th = max(1, min(x.shape[1], round(tw * h / w)))
+    # Average each channel down first, then mix: luma is linear, and the mix on the small image
+    # costs nothing (on the strided full image it took tens of ms with contended torch threads).
+    small = F.adaptive_avg_pool2d(x[None], (th, tw))[0]  # (3, th, tw)
+    return small[0] * _LUMA[0] + small[1] * _LUMA[1] + small[2] * _LUMA[2]
+
+
+def thumb_size(width: int, height: int, thumb_width: int = THUMB_WIDTH) -> tuple[int, int]:
+    """(w, h) of the thumbnail of a width x height frame: ``thumb_width`` wide, same aspect."""
+    tw = max(1, min(thumb_width, width))
+    return tw, max(1, min(height, round(tw * height / width)))
+
+
+def luma_thumbnail(small_rgb, depth: int = 8):
+    """A small integer RGB array (h, w, 3), already scaled down -> float luma (h, w) in [0, 1]."""
+    import numpy as np
+    import torch
+
+    x = np.asarray(small_rgb, dtype=np.float32)
+    scale = 1.0 / (255.0 if depth <= 8 else 65535.0)
+    luma = (x[..., 0] * _LUMA[0] + x[..., 1] * _LUMA[1] + x[..., 2] * _LUMA[2]) * scale
+    return torch.from_numpy(np.ascontiguousarray(luma))  # (h, w) float32
 
 
 def scene_score(a, b) -> float:

@@ -8,10 +8,11 @@ completes once the download into ``rgb`` has landed (the model thread never wait
   ``av.VideoFrame`` through :func:`engine.video.writer.rgb_to_frame`, the one RGB -> Y'CbCr path;
   PNG output keeps the array). swscale and the encoders release the GIL, so conversions run in
   parallel with each other, with the encoders and with the model thread.
-- Segment workers (``workers``, 2 by default) each encode one segment at a time; segment ``j`` goes
-  to worker ``j % workers``. While one worker drains its encoder at the end of segment ``j`` (x264's
-  frame threads and lookahead hold tens of frames) the next one already encodes ``j + 1``, and when
-  the encoder is the slowest stage every worker's queue fills, so several segments encode at once.
+- Segment workers (``workers``; :func:`default_workers`: 2 up to 1080p, more for bigger frames)
+  each encode one segment at a time; segment ``j`` goes to worker ``j % workers``. While one
+  worker drains its encoder at the end of segment ``j`` (x264's frame threads and lookahead hold
+  tens of frames) the next one already encodes ``j + 1``, and when the encoder is the slowest
+  stage every worker's queue fills, so several segments encode at once.
   Each worker's queue holds at most ``queue_frames`` frames (bounded by :data:`BUFFER_BYTES` of
   frames in flight, whatever the video's length).
 - A finished segment is flushed, fsynced and renamed in its worker, then recorded in the journal
@@ -33,10 +34,18 @@ _POLL = 0.1  # seconds between checks for a stop request while blocked
 BUFFER_BYTES = 2 * 1024**3  # frames in flight between the model and the encoders (host memory)
 
 
-def default_workers() -> tuple[int, int]:
-    """(segment workers, conversion threads) for this machine."""
+def default_workers(width: int = 1920, height: int = 1080) -> tuple[int, int]:
+    """(segment workers, conversion threads) for this machine and frame size.
+
+    One x264 (fast) encoder keeps up with the model at 1080p (~74 fps on 16 cores) but makes only
+    ~18 fps at 4K, so big frames get one encoder per 1080p's worth of pixels (4K: 4), capped at one
+    per 4 cores (each x264 runs its own frame threads). Never fewer than 2: one drains its encoder
+    at a segment's end while the next encodes.
+    """
     cpus = os.cpu_count() or 2
-    return 2, max(1, min(4, cpus // 4))
+    per_1080p = -(-width * height // (1920 * 1080))  # ceil: 1080p -> 1, 4K -> 4, 8K -> 16
+    workers = max(2, min(per_1080p, cpus // 4, 8))
+    return workers, max(1, min(4, cpus // 4))
 
 
 class EncodeSide:
@@ -53,7 +62,7 @@ class EncodeSide:
         self.on_wait = on_wait or (lambda: None)
         self.plan, self.journal, self.seg, self.stop = plan, journal, seg_frames, stop
         self.stages = stages
-        w, c = default_workers()
+        w, c = default_workers(plan.source.width, plan.source.height)
         self.workers = max(1, workers or w)
         self.converters = max(1, converters or c)
         self.depth = plan.source.travel_depth

@@ -205,22 +205,24 @@ class _Runner:
     # decode thread --------------------------------------------------------------------------------
 
     def _decode_loop(self, q_in: queue.Queue) -> None:
-        from engine.analysis import thumbnail
+        from engine.analysis import THUMB_WIDTH
 
         source = _open(self.plan, self.options)
         self.source = source
         stage = self.stages["decode"]
         pin = self.device.type == "cuda"
-        it = iter(source.frames())
+        depth = self.plan.source.depth
+        # The reader makes the thumbnails from the decoded frame (swscale, tiny); scene/duplicate
+        # analysis on them runs on the main thread, so this thread only decodes and converts.
+        it = iter(source.frames(thumb_width=THUMB_WIDTH))
         while not self.stop.is_set():
             t = time.perf_counter()
             frame = next(it, None)
             if frame is None:
                 break
-            image = frame.image.pin_memory() if pin else frame.image
-            thumb = thumbnail(frame.image, self.plan.source.depth)
+            item = decode_item(frame, depth, pin)
             stage.add(time.perf_counter() - t)
-            _put_until_stopped(q_in, (frame.time, image, thumb), self.stop)
+            _put_until_stopped(q_in, item, self.stop)
         _put_until_stopped(q_in, _END, self.stop)
 
     # main thread ----------------------------------------------------------------------------------
@@ -399,6 +401,18 @@ def _open(plan: Plan, options: Options):
     if info.kind == "pair":
         return open_pair(*plan.inputs, input_fps=options.input_fps)
     return open_source(info.path, input_fps=options.input_fps)
+
+
+def decode_item(frame, depth: int, pin: bool) -> tuple:
+    """A reader's SourceFrame -> the decode queue's ``(time, image, thumb)``.
+
+    ``pin``: copy the image into page-locked memory (CUDA) so its upload can be asynchronous.
+    """
+    from engine.analysis import thumbnail
+
+    image = frame.image.pin_memory() if pin else frame.image
+    thumb = frame.thumb if frame.thumb is not None else thumbnail(frame.image, depth)
+    return frame.time, image, thumb
 
 
 def _put_until_stopped(q: queue.Queue, item, stop) -> None:
