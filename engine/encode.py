@@ -111,7 +111,7 @@ class EncodeSide:
         """Stop everything (after an error, Ctrl-C, or a normal finish) and release the threads."""
         self.stop.set()
         for q in self.queues:  # unblock a worker waiting on a full queue
-            _drain(q)
+            drain(q)
         for th in self.threads:
             if th.ident is not None:  # started
                 th.join(timeout=30)
@@ -251,7 +251,8 @@ class PngSegment:
         pass
 
 
-def _drain(q: queue.Queue) -> None:
+def drain(q: queue.Queue) -> None:
+    """Empty a queue without blocking (shutting down: wake a producer blocked on put)."""
     try:
         while True:
             q.get_nowait()

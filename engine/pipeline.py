@@ -129,7 +129,7 @@ class _Runner:
     # Videos and frame directories
 
     def run(self) -> Result:
-        from engine.encode import EncodeSide
+        from engine.encode import EncodeSide, drain
         from engine.journal import input_fingerprint, open_work_dir, remove_work_dir
 
         t0 = time.perf_counter()
@@ -167,7 +167,7 @@ class _Runner:
             ok = True
         finally:
             self.stop.set()
-            _drain(q_in)  # unblock the decoder waiting on a full queue
+            drain(q_in)  # unblock the decoder waiting on a full queue
             if self.enc is not None:
                 self.enc.close()
             if decoder.is_alive():
@@ -422,14 +422,6 @@ def _put_until_stopped(q: queue.Queue, item, stop) -> None:
             return
         except queue.Full:
             continue
-
-
-def _drain(q: queue.Queue) -> None:
-    try:
-        while True:
-            q.get_nowait()
-    except queue.Empty:
-        pass
 
 
 __all__ = ["Options", "Plan", "Result", "measure_bytes_per_pixel", "run"]
