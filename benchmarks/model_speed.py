@@ -16,24 +16,17 @@ from engine.config import BACKBONE_MODES
 from engine.interpolator import pad_to
 from engine.loading import load_model
 from engine.model.mamba2 import Mamba2, triton_ops
+from train.timetest import time_calls
 
 RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 
 
 def cuda_time(fn, warmup=5, reps=30) -> float:
-    """Median milliseconds of fn() over reps, timed with CUDA events."""
+    """Median milliseconds of fn() over reps, timed with CUDA events (the TimeTest's timer)."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    return statistics.median(time_calls(fn, reps, cuda=True))
 
 
 def rel(a, b):

@@ -12,24 +12,21 @@ import torch
 from model_speed import RESOLUTIONS, cuda_time
 
 from engine.config import ModelConfig
-from engine.interpolator import pad_to
+from engine.interpolator import capture_graph, pad_to
 from engine.loading import build_model
 from engine.registry import get_variant
 
 
 def graphed(model, a, b):
-    """Capture one bf16 forward in a CUDA graph; returns a replay function."""
+    """Capture one bf16 forward in a CUDA graph (as the Interpolator does); returns replay, out."""
     t = torch.full((a.shape[0],), 0.5, device=a.device)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s), torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
-        for _ in range(3):
-            model(a, b, t)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.inference_mode(), torch.cuda.graph(g), torch.autocast("cuda", dtype=torch.bfloat16):
-        out = model(a, b, t)
-    return g.replay, out
+
+    def forward(a, b, t):
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            return model(a, b, t)
+
+    graph, out = capture_graph(forward, a, b, t, warmup=3)
+    return graph.replay, out
 
 
 def main():

@@ -200,15 +200,24 @@ class _GraphCache:
     @staticmethod
     def _capture(fn, a, b, t):
         inputs = (a.clone(), b.clone(), t.clone())
-        stream = torch.cuda.Stream(device=a.device)
-        stream.wait_stream(torch.cuda.current_stream(a.device))
-        with torch.cuda.stream(
-            stream
-        ):  # warm-up outside the graph: autotuning, cuDNN plans, caches
-            for _ in range(2):
-                fn(*inputs)
-        torch.cuda.current_stream(a.device).wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = fn(*inputs)
+        graph, out = capture_graph(fn, *inputs)
         return graph, inputs, out
+
+
+def capture_graph(fn, *inputs, warmup: int = 2):
+    """Capture ``fn(*inputs)`` in a CUDA graph; returns ``(graph, output)``.
+
+    ``inputs`` become the graph's static buffers: copy new data into them, then ``graph.replay()``.
+    The warm-up runs outside the graph on a side stream (autotuning, cuDNN plans, caches).
+    """
+    device = inputs[0].device
+    stream = torch.cuda.Stream(device=device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            fn(*inputs)
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn(*inputs)
+    return graph, out

@@ -33,6 +33,26 @@ def parse_resolution(text: str) -> tuple[int, int]:
     raise VfiError(f"bad resolution {text!r}; use 720p, 1080p, 4k or WxH like 640x360")
 
 
+def time_calls(once, runs: int, cuda: bool, progress=None) -> list[float]:
+    """Milliseconds of each of ``runs`` calls: CUDA events on the GPU, the host clock on the CPU."""
+    times = []
+    for i in range(runs):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            once()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            once()
+            times.append((time.perf_counter() - t0) * 1000)
+        if progress:
+            progress(i + 1, runs)
+    return times
+
+
 def time_model(
     model,
     resolution: str = "1080p",
@@ -92,21 +112,7 @@ def time_model(
         raise VfiError(
             f"--compile failed on this machine ({type(e).__name__}); run without it"
         ) from None
-    times = []
-    for i in range(runs):
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            once()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            once()
-            times.append((time.perf_counter() - t0) * 1000)
-        if progress:
-            progress(i + 1, runs)
+    times = time_calls(once, runs, cuda, progress)
     median = statistics.median(times)
     if cuda:
         peak_mb, peak_kind = torch.cuda.max_memory_allocated(dev) / 2**20, "cuda max allocated"
