@@ -110,6 +110,23 @@ def installable_entry(name: str):
     return entry
 
 
+def verify_bundled(name: str) -> Path:
+    """The bundled file of ``name`` after checking its size and sha256 (a damaged install fails)."""
+    from engine.download import sha256_file
+
+    entry, _ = get_entry(name)
+    path = entry_path(entry)
+    if not path.is_file():
+        raise VfiError(f"bundled weights {path} are missing: reinstall vfi")
+    actual = sha256_file(path)
+    if path.stat().st_size != entry.size or actual != entry.sha256:
+        raise VfiError(
+            f"bundled weights {path} are damaged (sha256 {actual}, expected {entry.sha256}): "
+            "reinstall vfi"
+        )
+    return path
+
+
 def install_hint(name: str) -> str:
     return (
         f"or fetch the file another way and run `vfi download-weights {name} --file PATH` "

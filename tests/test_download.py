@@ -372,8 +372,12 @@ def test_cli_arguments(cache, monkeypatch):
         assert name in r.stderr
     r = _vfi("download-weights", "vgg19", "vfi-b", "--url", "https://example.com/x")
     assert r.exit_code == 1 and "exactly one NAME" in r.stderr
-    r = _vfi("download-weights", "vfi-s")
+    r = _vfi("download-weights", "vfi-b")
     assert r.exit_code == 1 and "no trained weights" in r.stderr
+    r = _vfi("download-weights", "vfi-s")  # bundled: verified in place, nothing to fetch
+    assert r.exit_code == 0 and "bundled with vfi, verified" in r.stdout
+    r = _vfi("download-weights", "vfi-s", "--url", "https://example.com/x")
+    assert r.exit_code == 1 and "ships inside the package" in r.stderr
     r = _vfi("download-weights", "blend")
     assert r.exit_code == 1 and "baseline" in r.stderr
 

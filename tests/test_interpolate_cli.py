@@ -73,11 +73,18 @@ def test_cfr_2x_keeps_timing_audio_and_subtitles(cfr, tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_default_model_without_weights_is_a_clear_error(cfr, tmp_path):
-    r = vfi("interpolate", cfr, "-o", tmp_path / "o.mp4")
+def test_a_model_without_weights_is_a_clear_error(cfr, tmp_path):
+    r = vfi("interpolate", cfr, "-o", tmp_path / "o.mp4", "--model", "vfi-b")
     assert r.exit_code == 1
     assert "no trained weights" in r.output and "Traceback" not in r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_bundled_default_model_runs_with_no_flags(tmp_path):
+    src = clips.make_clip(tmp_path / "in.mp4", frames=3, size=(48, 32))
+    r = vfi("interpolate", src, "-o", tmp_path / "o.mp4", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert len(decoded_frames(tmp_path / "o.mp4")) == 6  # 2 x 3: the duration is kept
 
 
 def test_vfr_input(tmp_path):

@@ -122,6 +122,24 @@ def test_tiny_overfit_loss_falls(tmp_path):
     assert s["best_psnr"] > 25
 
 
+def test_a_non_finite_loss_stops_the_run_before_any_checkpoint(data, tmp_path, monkeypatch):
+    from train import loop
+
+    real = loop.loss_total
+
+    def nan_loss(out, gt, **kw):
+        loss, parts = real(out, gt, **kw)
+        loss = loss * float("nan")
+        return loss, {**parts, "loss_total": loss.detach()}
+
+    monkeypatch.setattr(loop, "loss_total", nan_loss)
+    # The check is read once per log interval (no per-batch sync) and before every save.
+    cfg = _cfg(1, data, tmp_path, exp_name="nan", epochs=1, save_interval=1, log_interval=1)
+    with pytest.raises(VfiError, match="the loss became nan"):
+        train(cfg, model_config=tiny_config())
+    assert not (tmp_path / "ckpt" / "nan.pkl").exists()
+
+
 def test_resume_continues_step_and_optimizer(data, tmp_path):
     cfg = _cfg(1, data, tmp_path, exp_name="r", epochs=1, save_interval=1, ema=0.9)
     assert train(cfg, model_config=tiny_config())["step"] == 2

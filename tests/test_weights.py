@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 
@@ -160,10 +161,20 @@ def test_unreadable_files_are_one_line(tmp_path):
 
 
 def test_untrained_variant_refuses_instead_of_random_weights():
-    assert VARIANTS["vfi-s"].weights is None  # until trained weights are bundled
-    with pytest.raises(VfiError, match="no trained weights for vfi-s exist yet"):
-        load_model("vfi-s")
-    assert load_model("vfi-s", pretrained=False).training is False
+    assert VARIANTS["vfi-b"].weights is None  # not trained yet
+    with pytest.raises(VfiError, match="no trained weights for vfi-b exist yet"):
+        load_model("vfi-b")
+    assert load_model("vfi-b", pretrained=False).training is False
+
+
+def test_the_default_is_bundled_and_a_damaged_copy_is_caught(monkeypatch):
+    entry = VARIANTS["vfi-s"].weights
+    assert entry.bundled and weights.verify_bundled("vfi-s") == weights.entry_path(entry)
+    assert load_model("vfi-s").config == VARIANTS["vfi-s"].config
+    bad = dataclasses.replace(entry, sha256="0" * 64, sha256_prefix=None)
+    monkeypatch.setitem(VARIANTS, "vfi-s", dataclasses.replace(VARIANTS["vfi-s"], weights=bad))
+    with pytest.raises(VfiError, match=r"damaged .* reinstall vfi"):
+        weights.verify_bundled("vfi-s")
 
 
 def test_unknown_model_lists_known_ones():
@@ -225,7 +236,7 @@ def test_statuses_of_the_registry(tmp_path, monkeypatch):
     for name, v in VARIANTS.items():
         if v.weights is None and v.kind == "model":
             assert weights.entry_status(name) == "none"
-    with pytest.raises(VfiError, match="known: vfi-s, vfi-b, blend, vgg19"):
+    with pytest.raises(VfiError, match="known: vfi-s, vfi-b, vfi-xs, blend, vgg19"):
         weights.entry_status("nope")
 
 

@@ -24,8 +24,13 @@ def export(
     out: str | Path | None = None,
     which: str = "best",
     force: bool = False,
+    half: bool = False,
 ) -> Path:
-    """Export experiment ``name`` (or a .pkl path); returns the .safetensors path."""
+    """Export experiment ``name`` (or a .pkl path); returns the .safetensors path.
+
+    ``half``: floating-point tensors as fp16 (half the size; what the package bundles). The engine
+    casts them back to the model's dtype on loading.
+    """
     from safetensors.torch import save_file
 
     src = Path(name)
@@ -55,8 +60,11 @@ def export(
         raise VfiError(f"{dest} already exists; pass --force to replace it")
 
     tensors = {k.removeprefix("module."): v.contiguous().clone() for k, v in state.items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     meta = {k: v for k, v in (record.get("train") or {}).items() if _plain(v)}
     meta["source"] = str(src)
+    meta["dtype"] = "float16" if half else "as trained"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp_w = dest.with_name(dest.name + ".tmp")
     tmp_c = cfg_path.with_name(cfg_path.name + ".tmp")

@@ -264,8 +264,19 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def check_finite(loss_value: float | None = None) -> None:
+        """Stop before a non-finite loss reaches a checkpoint (read per log interval, not per batch)."""
+        if loss_value is None and "loss_total" in running:  # every rank holds the same keys
+            loss_value = float(ddp.all_reduce_sum(d, running["loss_total"].reshape(1).clone()))
+        if loss_value is not None and not math.isfinite(loss_value):
+            raise VfiError(
+                f"the loss became {loss_value} before step {state['step']}: lower --lr "
+                "(the checkpoints are intact)"
+            )
+
     def save(evaluated: tuple[float, float] | None = None) -> None:
         """Latest weights + optimizer state; the best weights if this evaluation beat them."""
+        check_finite()  # on every rank, before the rank-0 return: all must join the all-reduce
         if not d.is_main:
             return
         meta = {k: state[k] for k in ("epoch", "batch", "step")}
@@ -350,16 +361,13 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                     extra, extra_parts = distill_loss(out, taught, gt, t=t, w_flow=cfg.w_distill)
                     loss = loss + extra
                     parts = {**parts, **extra_parts, "loss_total": loss.detach()}
-                if not torch.isfinite(loss):
-                    raise VfiError(
-                        f"the loss became {loss.item()} at step {state['step']}: lower --lr "
-                        "(the checkpoints are intact)"
-                    )
                 (loss / cfg.grad_accum).backward()
             state["batch"] += 1
             samples += img0.shape[0] * d.world
+            # Sums stay on the GPU: reading a value every batch would sync the host with the GPU
+            # and stall the launch queue; they are read once per log interval.
             for k, v in parts.items():
-                running[k] = running.get(k, 0.0) + float(v)
+                running[k] = running.get(k, 0.0) + v.detach().float()
             n_running += 1
             if not sync:
                 continue
@@ -383,6 +391,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                 avg = torch.tensor([running[k] / n_running for k in keys], device=d.device)
                 avg = ddp.all_reduce_sum(d, avg) / d.world
                 means = dict(zip(keys, avg.tolist()))
+                check_finite(means["loss_total"])
                 history.append((state["step"], means["loss_total"]))
                 log.scalars(state["step"], {**means, "lr": lr})
                 log.advance(state["batch"], means["loss_total"])

@@ -22,7 +22,17 @@ import time
 import torch
 
 
-def measure(model_name="vfi-s", crop=256, batch_size=8, steps=30, warmup=10, amp=True, vgg=False):
+def measure(
+    model_name="vfi-s",
+    crop=256,
+    batch_size=8,
+    steps=30,
+    warmup=10,
+    amp=True,
+    vgg=False,
+    compile=False,
+    profile=0,
+):
     from train import ddp
     from train.config import make_config
     from train.loop import TrainStep, make_optimizer, model_config_from_arg
@@ -37,6 +47,8 @@ def measure(model_name="vfi-s", crop=256, batch_size=8, steps=30, warmup=10, amp
         cfg = make_config(1, exp_name="throughput", data_path="-", batch_size=batch_size)
         optimizer = make_optimizer(model, cfg, d.device)
         net = ddp.wrap(TrainStep(model), d)
+        if compile:
+            net = torch.compile(net)
         vgg_net = None
         if vgg:
             from train.vgg import load_vgg19
@@ -69,9 +81,11 @@ def measure(model_name="vfi-s", crop=256, batch_size=8, steps=30, warmup=10, amp
                 torch.cuda.synchronize(d.device)
             ddp.barrier(d)
 
+        t_warm = time.perf_counter()
         for _ in range(warmup):
             step()
         sync()
+        warmup_s = time.perf_counter() - t_warm
         if d.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(d.device)
         t0 = time.perf_counter()
@@ -87,16 +101,43 @@ def measure(model_name="vfi-s", crop=256, batch_size=8, steps=30, warmup=10, amp
             "crop": crop,
             "precision": "bf16" if use_amp else "fp32",
             "vgg": vgg_net is not None,
+            "compile": compile,
+            "warmup_s": round(warmup_s, 1),
             "samples_per_s": round(steps * batch_size * d.world / seconds, 2),
             "ms_per_step": round(1000 * seconds / steps, 1),
         }
         if d.device.type == "cuda":
             result["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(d.device) / 2**30, 2)
+        if profile and d.device.type == "cuda":
+            result.update(profile_steps(step, sync, profile))
         if d.is_main:
             print(json.dumps(result), flush=True)
         return result
     finally:
         ddp.cleanup(d)
+
+
+def profile_steps(step, sync, n: int, top: int = 25) -> dict:
+    """Run ``n`` steps under torch.profiler; print the costliest CUDA kernels.
+
+    Returns the wall time and the summed kernel time per step: when kernels cover only a small part
+    of the wall time, the step is bound by Python/launch overhead (or syncs), not by the GPU.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        sync()
+        wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cuda_time_total", row_limit=top), flush=True)
+    kernel_us = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA")
+    return {
+        "profile_wall_ms_per_step": round(1000 * wall / n, 1),
+        "profile_kernel_ms_per_step": round(kernel_us / 1000 / n, 1),
+    }
 
 
 def main(argv=None):
@@ -108,8 +149,12 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--no_amp", action="store_true")
     p.add_argument("--vgg", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    p.add_argument("--profile", type=int, default=0, help="then profile this many steps")
     a = p.parse_args(argv)
-    measure(a.model, a.crop, a.batch_size, a.steps, a.warmup, not a.no_amp, a.vgg)
+    measure(
+        a.model, a.crop, a.batch_size, a.steps, a.warmup, not a.no_amp, a.vgg, a.compile, a.profile
+    )
 
 
 if __name__ == "__main__":

@@ -108,6 +108,12 @@ class _TrainGroup(click.Group):
 )
 @click.option("--w_distill", type=float, help="Weight of the flow distillation  [default: 0.01]")
 @click.option(
+    "--max_iters_per_epoch",
+    type=int,
+    help="Cap on micro-batches per epoch (0: the whole dataset); fixes a run's length in steps, "
+    "e.g. for equal-budget ablations.",
+)
+@click.option(
     "--max_minutes",
     type=float,
     help="Stop cleanly after this many minutes (evaluate, save); re-run to continue.",
@@ -164,11 +170,13 @@ def command(ctx, phase, dry_run, **flags):
 )
 @click.option("--latest", is_flag=True, help="Export the latest weights instead of the best.")
 @click.option("--force", is_flag=True, help="Replace an existing export.")
-def export_command(name, workdir, out, latest, force):
+@click.option("--half", is_flag=True, help="Store fp16 tensors (half the size; as bundled).")
+def export_command(name, workdir, out, latest, force, half):
     """Export experiment NAME's best weights as safetensors + JSON config (for --model PATH)."""
     from train.export import export
 
-    dest = export(name, workdir=workdir, out=out, which="latest" if latest else "best", force=force)
+    which = "latest" if latest else "best"
+    dest = export(name, workdir=workdir, out=out, which=which, force=force, half=half)
     click.echo(str(dest))
 
 

@@ -79,6 +79,13 @@ def command(names, all_, list_, url, file_, force, cache_dir, allow_http, retrie
             return
     options = DownloadOptions(allow_http=allow_http, timeout=timeout, retries=retries)
     for name in names:
+        entry, _ = weights.get_entry(name)
+        if entry is not None and entry.bundled and not (url or file_ or force):
+            path = weights.verify_bundled(name)
+            click.echo(
+                f"{name}: bundled with vfi, verified {path} ({_size(entry.size)}, sha256 ok)"
+            )
+            continue
         if file_:
             path = _with_progress(name, weights.install_weights_file, name, file_, cache=cache_dir)
             click.echo(f"{name}: installed {file_} as {path} (sha256 verified)")
