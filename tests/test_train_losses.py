@@ -99,3 +99,43 @@ def test_vgg19_missing_is_disabled_and_bad_file_is_an_error(tmp_path, monkeypatc
     torch.save({"features.0.weight": torch.zeros(3, 3)}, wrong)
     with pytest.raises(VfiError, match="not torchvision's VGG19"):
         load_vgg19(wrong)
+
+
+def _reference_loss_ter(pred, gt, patch=7):
+    """The plain formulation: neighbours by a convolution with one-hot kernels, a border mask."""
+
+    def census_conv(x):
+        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) * 255.0
+        kernels = torch.eye(patch * patch, dtype=x.dtype).reshape(patch * patch, 1, patch, patch)
+        diff = torch.nn.functional.conv2d(gray, kernels, padding=patch // 2) - gray
+        return diff / torch.sqrt(0.81 + diff * diff)
+
+    d = census_conv(pred) - census_conv(gt)
+    dist = (d * d / (0.1 + d * d)).mean(dim=1, keepdim=True)
+    r = patch // 2
+    valid = torch.zeros_like(dist)
+    valid[..., r:-r, r:-r] = 1.0
+    return (dist * valid).sum() / valid.sum()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_census_loss_matches_the_convolution_reference(dtype, tol):
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(2, 3, 20, 23, generator=g, dtype=dtype)
+    pred = (gt + 0.1 * torch.randn(2, 3, 20, 23, generator=g, dtype=dtype)).requires_grad_()
+    fast = loss_ter(pred, gt)
+    (grad_fast,) = torch.autograd.grad(fast, pred)
+    ref = _reference_loss_ter(pred, gt)
+    (grad_ref,) = torch.autograd.grad(ref, pred)
+    assert abs(fast.item() - ref.item()) <= tol * abs(ref.item())
+    assert torch.allclose(grad_fast, grad_ref, rtol=tol * 10, atol=tol * 1e-3)
+
+
+def test_loss_total_reuses_the_ground_truth_without_changing_the_value():
+    g = torch.Generator().manual_seed(1)
+    gt = torch.rand(2, 3, 32, 32, generator=g)
+    preds = [gt + 0.05 * torch.randn(2, 3, 32, 32, generator=g) for _ in range(3)]
+    total, _ = loss_total({"pred": preds[-1], "preds": preds}, gt)
+    inter = sum(loss_lap(p, gt) + loss_ter(p, gt) for p in preds[:-1]) / 2
+    expected = loss_lap(preds[-1], gt) + loss_ter(preds[-1], gt) + 0.5 * inter
+    assert torch.allclose(total, expected, rtol=1e-6)

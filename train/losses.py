@@ -52,34 +52,57 @@ def laplacian_pyramid(x: torch.Tensor, levels: int = 5) -> list[torch.Tensor]:
     return bands
 
 
-def loss_lap(pred: torch.Tensor, gt: torch.Tensor, levels: int = 5) -> torch.Tensor:
-    """Sum over pyramid levels of the mean L1 between bands (coarser bands weigh more per pixel)."""
+def loss_lap(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    levels: int = 5,
+    gt_bands: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Sum over pyramid levels of the mean L1 between bands (coarser bands weigh more per pixel).
+
+    ``gt_bands``: ``laplacian_pyramid(gt, levels)`` when the caller already has it (one ground
+    truth is compared with several predictions per batch).
+    """
+    if gt_bands is None:
+        gt_bands = laplacian_pyramid(gt, levels)
     total = pred.new_zeros(())
-    for i, (a, b) in enumerate(zip(laplacian_pyramid(pred, levels), laplacian_pyramid(gt, levels))):
+    for i, (a, b) in enumerate(zip(laplacian_pyramid(pred, levels), gt_bands)):
         total = total + (2**i) * (a - b).abs().mean()
     return total
 
 
-def _census(x: torch.Tensor, patch: int = 7) -> torch.Tensor:
-    """Soft ternary census: (B, patch², H, W) normalised differences to each neighbour."""
+def census(x: torch.Tensor, patch: int = 7) -> torch.Tensor:
+    """Soft ternary census: (B, patch², H, W) normalised differences to each neighbour.
+
+    Neighbour k is the grey image shifted by (k // patch, k % patch) - patch // 2, zero outside
+    the frame; slicing a padded copy gives the values exactly (a convolution with one-hot kernels
+    would do the same work as a matrix product, and in TF32 on GPUs it would round them).
+    """
     gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) * 255.0  # (B, 1, H, W)
-    # One one-hot kernel per neighbour: conv2d extracts every neighbour as its own channel.
-    eye = torch.eye(patch * patch, device=x.device, dtype=x.dtype)
-    kernels = eye.reshape(patch * patch, 1, patch, patch)
-    neighbours = F.conv2d(gray, kernels, padding=patch // 2)  # (B, P², H, W)
+    h, w = gray.shape[-2:]
+    padded = F.pad(gray, (patch // 2,) * 4)  # (B, 1, H + 2r, W + 2r)
+    neighbours = torch.cat(
+        [padded[..., i : i + h, j : j + w] for i in range(patch) for j in range(patch)], dim=1
+    )  # (B, P², H, W)
     diff = neighbours - gray
     # d / sqrt(0.81 + d²) squashes brightness differences to (-1, 1): a smooth "brighter/darker".
-    return diff / torch.sqrt(0.81 + diff * diff)
+    return diff * torch.rsqrt(0.81 + diff * diff)
 
 
-def loss_ter(pred: torch.Tensor, gt: torch.Tensor, patch: int = 7) -> torch.Tensor:
-    """Mean robust distance between the census transforms, ignoring the zero-padded border."""
-    d = _census(pred, patch) - _census(gt, patch)
-    dist = (d * d / (0.1 + d * d)).mean(dim=1, keepdim=True)  # (B, 1, H, W)
+def loss_ter(
+    pred: torch.Tensor, gt: torch.Tensor, patch: int = 7, gt_census: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean robust distance between the census transforms, ignoring the zero-padded border.
+
+    ``gt_census``: ``census(gt, patch)`` when the caller already has it.
+    """
+    if gt_census is None:
+        gt_census = census(gt, patch)
+    d = census(pred, patch) - gt_census
+    d2 = d * d
+    dist = (d2 / (0.1 + d2)).mean(dim=1)  # (B, H, W)
     r = patch // 2
-    valid = torch.zeros_like(dist)
-    valid[..., r:-r, r:-r] = 1.0
-    return (dist * valid).sum() / valid.sum().clamp_min(1.0)
+    return dist[..., r:-r, r:-r].mean()
 
 
 def loss_vgg(pred: torch.Tensor, gt: torch.Tensor, vgg: nn.Module) -> torch.Tensor:
@@ -116,8 +139,11 @@ def loss_total(
     # Losses in fp32 even under autocast: small differences of large sums are bf16-fragile.
     pred = out["pred"].float()
     gt = gt.float()
-    lap = loss_lap(pred, gt)
-    ter = loss_ter(pred, gt)
+    # The ground truth's pyramid and census serve the final and every intermediate prediction.
+    with torch.no_grad():
+        gt_bands, gt_census = laplacian_pyramid(gt), census(gt)
+    lap = loss_lap(pred, gt, gt_bands=gt_bands)
+    ter = loss_ter(pred, gt, gt_census=gt_census)
     total = w_lap * lap + w_ter * ter
     parts = {"loss_lap": lap.detach(), "loss_ter": ter.detach()}
     if vgg is not None and w_vgg > 0:
@@ -128,7 +154,9 @@ def loss_total(
     inter = [p for p in out.get("preds") or [] if p is not out["pred"]]
     if inter and w_inter > 0:
         extra = sum(
-            w_lap * loss_lap(p.float(), gt) + w_ter * loss_ter(p.float(), gt) for p in inter
+            w_lap * loss_lap(p.float(), gt, gt_bands=gt_bands)
+            + w_ter * loss_ter(p.float(), gt, gt_census=gt_census)
+            for p in inter
         )
         total = total + w_inter * extra / len(inter)
     parts["loss_total"] = total.detach()
