@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 import types
 
@@ -45,6 +46,10 @@ def triton_ops():
     """
     if not torch.cuda.is_available():
         return None
+    # mamba_ssm's kernels are autotuned over many configs (~18 s per process on an H100 even with
+    # compiled kernels cached). Triton keeps the winners on disk when this is set before the
+    # kernels are defined, so only a machine's first run pays; a user's own setting wins.
+    os.environ.setdefault("TRITON_CACHE_AUTOTUNING", "1")
     for attempt in range(2):
         try:
             from mamba_ssm.ops.triton.layernorm_gated import rmsnorm_fn
