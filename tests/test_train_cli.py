@@ -83,6 +83,33 @@ def test_export_command(tmp_path):
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(loaded(x, x.flip(-1), 0.5), model.eval()(x, x.flip(-1), 0.5))
 
+    # --half: fp16 tensors on disk (what the package bundles), fp32 again once loaded
+    half = tmp_path / "half.safetensors"
+    result = _run(["export", "e", "--workdir", str(tmp_path), "--out", str(half), "--half"])
+    assert result.exit_code == 0, result.output
+    from safetensors.torch import load_file
+
+    stored = load_file(str(half))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    assert half.stat().st_size < 0.6 * dest.stat().st_size
+    loaded_half = load_model(str(half))
+    assert next(loaded_half.parameters()).dtype == torch.float32
+    torch.testing.assert_close(
+        loaded_half(x, x.flip(-1), 0.5), model(x, x.flip(-1), 0.5), atol=2e-3, rtol=1e-2
+    )
+
+
+def test_max_iters_per_epoch_fixes_the_run_length(tmp_path):
+    vimeo = make_vimeo(tmp_path / "v", n_train=6, n_test=1)
+    model = tiny_model_json(tmp_path / "tiny.json")
+    args = ["--exp_name", "n", "--workdir", str(tmp_path), "--device", "cpu", "--crop", "32"]
+    args += ["--data_path", str(vimeo), "--model", str(model), "--num_workers", "0"]
+    args += ["--batch_size", "1", "--epochs", "2", "--max_iters_per_epoch", "2"]
+    result = _run(args)
+    assert result.exit_code == 0, result.output
+    log = (tmp_path / "log" / "train_n.log").read_text()
+    assert "2 batches/epoch, 4 steps" in log and "done: step 4" in log
+
 
 def test_command_module_imports_no_torch():
     code = (
