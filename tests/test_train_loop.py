@@ -159,6 +159,23 @@ def test_resume_continues_step_and_optimizer(data, tmp_path):
     assert latest.config == tiny_config()
 
 
+def test_compact_state_halves_the_optimizer_file_and_resumes(data, tmp_path):
+    full = _cfg(1, data, tmp_path / "f", exp_name="c", epochs=1, save_interval=1)
+    small = full.replace(workdir=str(tmp_path / "s"), compact_state=True)
+    for cfg in (full, small):
+        assert train(cfg, model_config=tiny_config())["step"] == 2
+    opt_f = checkpoint.read(tmp_path / "f" / "ckpt" / "c_optim.pkl")["optimizer"]["state"]
+    opt_s = checkpoint.read(tmp_path / "s" / "ckpt" / "c_optim.pkl")["optimizer"]["state"]
+    for k, st in opt_s.items():
+        assert st["exp_avg"].dtype == st["exp_avg_sq"].dtype == torch.bfloat16
+        assert st["step"].dtype == opt_f[k]["step"].dtype  # counters exact
+        assert torch.allclose(st["exp_avg_sq"].float(), opt_f[k]["exp_avg_sq"], rtol=1e-2)
+    size = {d: (tmp_path / d / "ckpt" / "c_optim.pkl").stat().st_size for d in "fs"}
+    assert size["s"] < 0.75 * size["f"]
+    resumed = train(small.replace(epochs=2), model_config=tiny_config())
+    assert resumed["step"] == 4  # loads the bf16 moments back into the fp32 optimizer
+
+
 def test_max_minutes_stops_mid_epoch_and_the_same_command_continues(data, tmp_path):
     cfg = _cfg(1, data, tmp_path, exp_name="m", epochs=1, max_minutes=1e-9)
     first = train(cfg, model_config=tiny_config())

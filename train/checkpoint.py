@@ -119,6 +119,21 @@ def save_latest(paths: Paths, model_state: dict, config: ModelConfig, meta: dict
     os.replace(_tmp(paths.optim), paths.optim)
 
 
+def compact(obj):
+    """``obj`` with every fp32/fp64 tensor inside (dicts, lists) cast to bf16; others untouched.
+
+    For the optimizer state: AdamW's moments become bf16, its ``step`` counters (fp32 scalars)
+    are kept as they are so the bias correction continues exactly.
+    """
+    if isinstance(obj, dict):
+        return {k: obj[k] if k == "step" else compact(obj[k]) for k in obj}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(compact(v) for v in obj)
+    if isinstance(obj, torch.Tensor) and obj.dtype in (torch.float32, torch.float64):
+        return obj.to(torch.bfloat16)
+    return obj
+
+
 def save_best(paths: Paths, model_state: dict, config: ModelConfig, meta: dict) -> None:
     atomic_save(weights_record(model_state, config, meta), paths.best)
 

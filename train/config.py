@@ -98,6 +98,10 @@ class TrainConfig:
     # Stop cleanly after this many minutes of training (0 = no limit): evaluate, save with the
     # batch position, and let the same command continue later. For time-boxed machines.
     max_minutes: float = 0.0
+    # Store the optimizer moments in bf16 in <exp>_optim.pkl: half its size, for machines
+    # that carry the run state through a transfer limit. Loading casts them back to fp32; Adam's
+    # moments tolerate bf16's 3 significant digits.
+    compact_state: bool = False
     # dry run / tests: cap on micro-batches per epoch and on validation triplets (0 = no cap)
     max_iters_per_epoch: int = 0
     max_val: int = 0

@@ -294,6 +294,8 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             "schedule": {"total_steps": total_steps, "lr": cfg.lr, "lr_floor": cfg.lr_floor},
             "train_config": cfg.to_dict(),
         }
+        if cfg.compact_state:
+            optim["optimizer"] = checkpoint.compact(optim["optimizer"])
         checkpoint.save_latest(paths, model.state_dict(), config, meta, optim)
 
     loss_weights = {k: getattr(cfg, k) for k in ("w_lap", "w_ter", "w_vgg", "w_inter")}

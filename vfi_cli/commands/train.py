@@ -114,6 +114,11 @@ class _TrainGroup(click.Group):
     "e.g. for equal-budget ablations.",
 )
 @click.option(
+    "--compact_state/--full_state",
+    default=None,
+    help="Optimizer state in bf16 (half the size of <exp>_optim.pkl)  [default: full]",
+)
+@click.option(
     "--max_minutes",
     type=float,
     help="Stop cleanly after this many minutes (evaluate, save); re-run to continue.",
