@@ -141,6 +141,12 @@ class _Runner:
         decoder = threading.Thread(target=self._guard, args=(self._decode_loop, q_in), daemon=True)
         ok = False
         try:
+            if self.synth.cuda:  # a silent pause of up to a minute would look like a hang
+                self.emit(
+                    "notice",
+                    message=f"warming up {self.synth.device}: memory calibration, kernel "
+                    "autotuning, CUDA-graph capture (up to a minute on a machine's first run)",
+                )
             with self.stages["warmup"].timed(0):
                 self.synth.calibrate()
             fingerprint = {"input": input_fingerprint(self.plan.source.path), **self._settings()}
