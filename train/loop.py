@@ -390,7 +390,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
 
             if state["step"] % cfg.log_interval == 0:
                 keys = sorted(running)
-                avg = torch.tensor([running[k] / n_running for k in keys], device=d.device)
+                avg = torch.stack([running[k] for k in keys]).to(d.device) / n_running
                 avg = ddp.all_reduce_sum(d, avg) / d.world
                 means = dict(zip(keys, avg.tolist()))
                 check_finite(means["loss_total"])
