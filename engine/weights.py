@@ -115,14 +115,14 @@ def verify_bundled(name: str) -> Path:
     from engine.download import sha256_file
 
     entry, _ = get_entry(name)
-    path = entry_path(entry)
+    path, digest = entry_path(entry), digest_of(entry)
     if not path.is_file():
         raise VfiError(f"bundled weights {path} are missing: reinstall vfi")
     actual = sha256_file(path)
-    if path.stat().st_size != entry.size or actual != entry.sha256:
+    if digest.size_error(path.stat().st_size) or not digest.matches(actual):
         raise VfiError(
-            f"bundled weights {path} are damaged (sha256 {actual}, expected {entry.sha256}): "
-            "reinstall vfi"
+            f"bundled weights {path} are damaged (sha256 {actual}, expected "
+            f"{digest.describe()}): reinstall vfi"
         )
     return path
 
@@ -229,11 +229,14 @@ def load_weights_file(path: Path):
     return state, ModelConfig.from_dict(cfg)
 
 
-def save_weights_file(state: dict, config, path: str | os.PathLike, *, dtype=None) -> Path:
+def save_weights_file(
+    state: dict, config, path: str | os.PathLike, *, dtype=None, info: dict | None = None
+) -> Path:
     """Write ``path`` (.safetensors, tensors cast to ``dtype`` if given) and its ``.json`` config.
 
-    The config also goes into the safetensors metadata, so the file alone is enough. Each file is
-    written to a temporary name first and renamed, so a crash never leaves a half-written file.
+    The config also goes into the safetensors metadata, so the file alone is enough; ``info``
+    adds top-level entries to the JSON (e.g. where the weights came from). Each file is written to
+    a temporary name first and renamed, so a crash never leaves a half-written file.
     """
     import torch
     from safetensors.torch import save_file
@@ -252,8 +255,8 @@ def save_weights_file(state: dict, config, path: str | os.PathLike, *, dtype=Non
     tmp, cfg_tmp = path.with_name(path.name + ".tmp"), cfg_path.with_name(cfg_path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata={"config": json.dumps(cfg)})
-        cfg_tmp.write_text(json.dumps({"model": cfg}, indent=2) + "\n")
+        save_file(tensors, str(tmp), metadata={"format": "vfi", "config": json.dumps(cfg)})
+        cfg_tmp.write_text(json.dumps({"model": cfg, **(info or {})}, indent=2) + "\n")
         os.replace(tmp, path)
         os.replace(cfg_tmp, cfg_path)
     except OSError as e:

@@ -10,8 +10,6 @@ through ``engine.load_model`` before the command reports success.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from engine.errors import VfiError
@@ -31,7 +29,9 @@ def export(
     ``half``: floating-point tensors as fp16 (half the size; what the package bundles). The engine
     casts them back to the model's dtype on loading.
     """
-    from safetensors.torch import save_file
+    import torch
+
+    from engine.weights import save_weights_file
 
     src = Path(name)
     if not (src.suffix == ".pkl" and src.is_file()):
@@ -59,29 +59,20 @@ def export(
     if not force and (dest.exists() or cfg_path.exists()):
         raise VfiError(f"{dest} already exists; pass --force to replace it")
 
-    tensors = {k.removeprefix("module."): v.contiguous().clone() for k, v in state.items()}
-    if half:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     meta = {k: v for k, v in (record.get("train") or {}).items() if _plain(v)}
     meta["source"] = str(src)
     meta["dtype"] = "float16" if half else "as trained"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_w = dest.with_name(dest.name + ".tmp")
-    tmp_c = cfg_path.with_name(cfg_path.name + ".tmp")
-    save_file(
-        tensors, str(tmp_w), metadata={"format": "vfi", "config": json.dumps(config.to_dict())}
-    )
-    tmp_c.write_text(json.dumps({"model": config.to_dict(), "train": meta}, indent=1) + "\n")
-    os.replace(tmp_c, cfg_path)
-    os.replace(tmp_w, dest)
+    dtype = torch.float16 if half else None
+    save_weights_file(state, config, dest, dtype=dtype, info={"train": meta})
 
     # The export is only done if the engine loads it back into the same weights.
     from engine.loading import load_model
 
-    model = load_model(dest)
-    loaded = model.state_dict()
-    for k, v in tensors.items():
-        if not loaded[k].equal(v.to(loaded[k].dtype)):
+    loaded = load_model(dest).state_dict()
+    for k, v in state.items():
+        k = k.removeprefix("module.")
+        stored = v.to(dtype) if dtype is not None and v.is_floating_point() else v
+        if not loaded[k].equal(stored.to(loaded[k].dtype)):
             raise RuntimeError(f"export check failed: {k} differs after loading {dest}")
     return dest
 
