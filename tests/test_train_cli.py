@@ -41,6 +41,9 @@ def test_bad_inputs_are_one_line(tmp_path):
     _one_error_line(_run(base), "no training data")
     _one_error_line(_run([*base, "--phase", "2", "--data_path", "d"]), "--resume EXP")
     _one_error_line(_run([*base, "--data_path", "d", "--mixed_ratio", "2-1"]), "--mixed_ratio")
+    _one_error_line(
+        _run([*base, "--data_path", "d", "--max_iters_per_epoch", "-3"]), "cannot be negative"
+    )
     vimeo = make_vimeo(tmp_path / "v", n_train=1, n_test=1)
     _one_error_line(
         _run([*base, "--data_path", str(vimeo), "--phase", "2", "--resume", "p1"]),

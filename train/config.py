@@ -205,8 +205,10 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError(f"--lr must be positive, got {cfg.lr}")
     if not 0 <= cfg.ema < 1:
         raise VfiError(f"--ema is a decay in [0, 1) (e.g. 0.999; 0 turns it off), got {cfg.ema}")
-    if cfg.num_workers < 0 or cfg.freeze_backbone < 0:
-        raise VfiError("--num_workers and --freeze_backbone cannot be negative")
+    if cfg.num_workers < 0 or cfg.freeze_backbone < 0 or cfg.max_iters_per_epoch < 0:
+        raise VfiError(
+            "--num_workers, --freeze_backbone and --max_iters_per_epoch cannot be negative"
+        )
     if cfg.x4k_scale not in (1.0, 0.5, 0.25):
         raise VfiError(f"x4k_scale must be 1, 0.5 or 0.25, got {cfg.x4k_scale}")
     if not cfg.data_path and not cfg.train_data:
