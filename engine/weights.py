@@ -257,6 +257,8 @@ def save_weights_file(
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(tmp), metadata={"format": "vfi", "config": json.dumps(cfg)})
         cfg_tmp.write_text(json.dumps({"model": cfg, **(info or {})}, indent=2) + "\n")
+        # safetensors creates its file owner-only (0600); give it the umask's mode, as the .json has
+        os.chmod(tmp, cfg_tmp.stat().st_mode & 0o777)
         os.replace(tmp, path)
         os.replace(cfg_tmp, cfg_path)
     except OSError as e:

@@ -27,7 +27,7 @@ def cfr_times(n, rate, start=Q(0)):
     return [start + Q(i) / rate for i in range(n)]
 
 
-@pytest.mark.parametrize("rate,factor,n", itertools.product(RATES, FACTORS, [2, 3, 7, 48]))
+@pytest.mark.parametrize("rate,factor,n", list(itertools.product(RATES, FACTORS, [2, 3, 7, 48])))
 def test_factor_invariants(rate, factor, n):
     times = cfr_times(n, rate, start=Q(1, 3))
     end = times[-1] + 1 / rate
@@ -53,7 +53,7 @@ def test_factor_invariants(rate, factor, n):
         assert f.src0 <= f.src1 <= f.src0 + 1
 
 
-@pytest.mark.parametrize("rate,fps", itertools.product(RATES, FPS))
+@pytest.mark.parametrize("rate,fps", list(itertools.product(RATES, FPS)))
 def test_fps_invariants(rate, fps):
     n = 30
     times = cfr_times(n, rate)

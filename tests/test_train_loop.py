@@ -148,6 +148,8 @@ def test_resume_continues_step_and_optimizer(data, tmp_path):
     assert s["step"] == 4
     text = (tmp_path / "log" / "train_r.log").read_text()
     assert "resuming r from" in text and "step 2" in text
+    # --epochs 2 doubled the schedule: the resume says so, with the lr before and after
+    assert "the learning-rate schedule now spans 4 steps (2 epochs x 2 batches), not 2" in text
     opt2 = checkpoint.read(tmp_path / "ckpt" / "r_optim.pkl")
     steps = {float(st["step"]) for st in opt2["optimizer"]["state"].values()}
     assert steps == {4.0}  # Adam's own counters continued (a fresh optimizer would say 2)
@@ -185,6 +187,7 @@ def test_max_minutes_stops_mid_epoch_and_the_same_command_continues(data, tmp_pa
     assert (tmp_path / "ckpt" / "m_best.pkl").is_file()  # evaluated before stopping
     second = train(cfg.replace(max_minutes=0.0), model_config=tiny_config())
     assert second["step"] == 2  # the rest of the epoch, not a fresh start
+    assert "schedule now spans" not in (tmp_path / "log" / "train_m.log").read_text()
 
 
 def test_killed_run_resumes_with_same_step_and_optimizer(data, tmp_path):

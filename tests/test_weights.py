@@ -111,6 +111,9 @@ def test_safetensors_roundtrip_fp16(tmp_path, tiny_model):
         dtype=torch.float16,
     )
     assert path.with_suffix(".json").is_file()
+    # the umask's file mode, as for any file the user writes (safetensors alone makes it 0600)
+    assert path.stat().st_mode & 0o777 == path.with_suffix(".json").stat().st_mode & 0o777
+    assert path.stat().st_mode & 0o044, "an exported weights file should be readable by others"
     state, config = weights.load_weights_file(path)
     assert config == tiny_model.config
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())

@@ -223,7 +223,8 @@ def peek_config(paths: Paths) -> ModelConfig:
 
 
 def load_resume(paths: Paths, model, optimizer, ema, config: ModelConfig) -> dict:
-    """Restore weights, optimizer, EMA and RNG; return the saved train state."""
+    """Restore weights, optimizer, EMA and RNG; return the saved train state, plus the saved
+    learning-rate schedule under ``"schedule"`` (None in files that predate it)."""
     for p in (paths.latest, paths.optim):
         if not p.is_file():
             raise VfiError(
@@ -257,7 +258,7 @@ def load_resume(paths: Paths, model, optimizer, ema, config: ModelConfig) -> dic
         cuda_states = rng["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
-    return dict(train_state)
+    return {**train_state, "schedule": opt.get("schedule")}
 
 
 def load_phase_start(path: Path, model, config: ModelConfig) -> list[str]:

@@ -227,11 +227,22 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
     # ---- resume this experiment, or start a phase from another one's best weights
     start_note = f"starting {cfg.exp_name} (phase {cfg.phase}) from scratch"
     if resuming:
-        state.update(checkpoint.load_resume(paths, model, optimizer, ema, config))
+        resumed = checkpoint.load_resume(paths, model, optimizer, ema, config)
+        saved_total = (resumed.pop("schedule", None) or {}).get("total_steps")
+        state.update(resumed)
         start_note = (
             f"resuming {cfg.exp_name} from {paths.latest}: epoch {state['epoch']}, "
             f"batch {state['batch']}, step {state['step']}"
         )
+        if saved_total is not None and saved_total != total_steps:
+            # The span is epochs x batches per epoch; a smaller dataset (e.g. another corpus pack
+            # below --max_iters_per_epoch) or a new --epochs changes it, and with it the lr now.
+            start_note += (
+                f"; note: the learning-rate schedule now spans {total_steps} steps "
+                f"({cfg.epochs} epochs x {batches_per_epoch} batches), not {saved_total} as "
+                f"saved: the cosine continues at {lr_at(state['step'], cfg, total_steps):.3g}, "
+                f"not {lr_at(state['step'], cfg, saved_total):.3g}"
+            )
     elif cfg.resume:
         src = resume_source(cfg)
         new = checkpoint.load_phase_start(src, model, config)
