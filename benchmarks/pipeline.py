@@ -182,7 +182,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4, help="most output frames per forward")
     p.add_argument("--memory", type=float, default=None, help="GiB for one forward (default 6)")
     p.add_argument("--encoders", type=int, default=None, help="segments encoded at once")
-    p.add_argument("--preset", default=None, help="encoder preset (default: the codec's, veryfast for libx264)")
+    p.add_argument(
+        "--preset", default=None, help="encoder preset (default: the codec's, veryfast for libx264)"
+    )
     p.add_argument("--encoder-only", action="store_true", help="time libx264 alone, then exit")
     args = p.parse_args()
     for size in args.sizes.split(","):

@@ -59,7 +59,9 @@ Examples:
     "--codec", help="Encoder: libx264 (default), libx265, libvpx-vp9, libsvtav1, ffv1, ..."
 )
 @click.option("--crf", type=int, help="Constant quality (lower is better).")
-@click.option("--preset", help="Encoder speed preset (libx264: ultrafast ... veryslow; default veryfast).")
+@click.option(
+    "--preset", help="Encoder speed preset (libx264: ultrafast ... veryslow; default veryfast)."
+)
 @click.option("--pix-fmt", help="Pixel format (default: the source's, bit depth kept).")
 @click.option(
     "-e",
