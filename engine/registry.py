@@ -94,11 +94,11 @@ VARIANTS: dict[str, Variant] = {
             name="vfi-s",
             description="small and fast default (hybrid Mamba2 + gated window attention)",
             config=VFI_S,
-            # Trained here (docs/model_card.md): 34 H100-minutes on the real-video corpus of
+            # Trained here (docs/model_card.md): 60 H100-minutes on the real-video corpus of
             # shared/data/train, RIFE HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="f83c6dedfaafe755881114ddd571b09b910f18418693b279064a1836ff2c1854",
+                sha256="1999d1f2cfa0ef0950c4b20b0116d92b6ab0960018ac21cc73ac7c5656b5d504",
                 size=5534234,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
