@@ -57,6 +57,10 @@ class ModelConfig:
     flow_dims: tuple[int, ...] = (128, 96, 64)
     # Refinement U-Net widths at 1/2, 1/4.
     refine_dims: tuple[int, ...] = (32, 64)
+    # Experimental: a last flow update on the 1/4 grid from the full-resolution frames warped by the
+    # current flow (space-to-depth, lossless), aimed at sub-pixel accuracy on near-static texture;
+    # zero-initialised. Off in every registered variant (docs/results.md, experiment s1h).
+    flow_refine_full: bool = False
     # Phase 2: flow-guided warping of the 1/8 backbone features (zero-initialised fusion).
     feature_warp: bool = False
     # Phase 3: full-resolution texture path (zero-initialised residual).

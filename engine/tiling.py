@@ -147,6 +147,7 @@ def activation_channels(config) -> float:
     flow = sum(c / (16 // 2**j) ** 2 for j, c in enumerate(config.flow_dims))  # 1/16, 1/8, 1/4
     refine = sum(c / (2 * 2**j) ** 2 for j, c in enumerate(config.refine_dims))  # 1/2, 1/4
     full_res = 3 * 6 + getattr(config, "texture_dim", 0) * bool(getattr(config, "texture_path", 0))
+    full_res += 3 * 2 * bool(getattr(config, "flow_refine_full", 0))  # the two full-res warps
     return enc + backbone + flow + refine + full_res
 
 

@@ -32,7 +32,11 @@ from engine.errors import VfiError
 
 FORMAT = "vfi-train/1"
 # Modules a later phase adds, zero-initialised, with the ModelConfig switch that turns each on.
-NEW_MODULES = {"feature_warp": "feature_warp", "texture": "texture_path"}
+NEW_MODULES = {
+    "feature_warp": "feature_warp",
+    "texture": "texture_path",
+    "flow_full": "flow_refine_full",
+}
 
 
 @dataclass
@@ -177,8 +181,8 @@ def check_phase_chain(source: ModelConfig, target: ModelConfig, path: Path) -> l
             raise VfiError(f"{path} has the {module} module but this phase turns it off")
         if after and not before:
             switched.append(module)
-    rest = config_diff(source.replace(feature_warp=False, texture_path=False),
-                       target.replace(feature_warp=False, texture_path=False))  # fmt: skip
+    off = {switch: False for switch in NEW_MODULES.values()}
+    rest = config_diff(source.replace(**off), target.replace(**off))
     if rest:
         raise VfiError(
             f"{path} was trained with another architecture ({'; '.join(rest[:3])}); a later phase "

@@ -11,6 +11,7 @@ Data flow (names are the module attributes, which prefix the state-dict keys):
     backbone      hybrid stages (Mamba2 scans + gated window attention) at 1/16, then 1/8
     feature_warp  (phase 2) flow-guided alignment of the 1/8 tokens between the two frames
     flow          coarse-to-fine flow F_t->0, F_t->1 + occlusion mask, conditioned on t
+    flow_full     (flow_refine_full) one more update on the 1/4 grid from full-resolution warps
     refine        U-Net residual over the mask blend of the backward-warped frames
     texture       (phase 3) full-resolution texture residual for 4K
 
@@ -35,7 +36,7 @@ from engine.config import ModelConfig
 from engine.errors import VfiInputError
 from engine.model.backbone import Stage
 from engine.model.encoder import Encoder, conv
-from engine.model.flow import FlowDecoder
+from engine.model.flow import FlowDecoder, FullResFlow
 from engine.model.refine import FLOW_NORM, Refine, TexturePath
 from engine.model.warp import backward_warp, resize_flow
 
@@ -99,6 +100,9 @@ class VFINet(nn.Module):
         motion_dims = [st.dim for st in cfg.stages] + [cfg.enc_dims[1]]
         self.flow = FlowDecoder(tuple(motion_dims), cfg.flow_dims[: len(motion_dims)])
         self.refine = Refine(cfg.enc_dims, cfg.refine_dims, cfg.flow_dims[len(motion_dims) - 1])
+        if cfg.flow_refine_full:
+            hid = cfg.flow_dims[len(motion_dims) - 1]
+            self.flow_full = FullResFlow(hid, hid)
         if cfg.texture_path:
             n_in = 3 * 5 + self.refine.out_dim
             self.texture = TexturePath(n_in, cfg.texture_dim)
@@ -149,7 +153,10 @@ class VFINet(nn.Module):
                 F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
                 for x in scale_imgs
             ]
-        flows, masks, hidden = self.flow(state.motion_feats, t, *scale_imgs)
+        flows, masks, hidden = self.flow(state.motion_feats, t, *scale_imgs)  # coarse first
+        if self.config.flow_refine_full:  # one more update on the 1/4 grid, from full-res warps
+            f, m = self.flow_full(*scale_imgs, flows[-1], masks[-1], hidden, t)
+            flows, masks = [*flows, f], [*masks, m]
         flow = resize_flow(flows[-1], (h, w))  # (B, 4, H, W)
         mask = torch.sigmoid(
             F.interpolate(masks[-1], size=(h, w), mode="bilinear", align_corners=False)
