@@ -147,7 +147,8 @@ def activation_channels(config) -> float:
     flow = sum(c / (16 // 2**j) ** 2 for j, c in enumerate(config.flow_dims))  # 1/16, 1/8, 1/4
     refine = sum(c / (2 * 2**j) ** 2 for j, c in enumerate(config.refine_dims))  # 1/2, 1/4
     full_res = 3 * 6 + getattr(config, "texture_dim", 0) * bool(getattr(config, "texture_path", 0))
-    full_res += 3 * 2 * bool(getattr(config, "flow_refine_full", 0))  # the two full-res warps
+    # flow_refine_full: the full-res flow (4), two warps (6) and their space-to-depth copies (6)
+    full_res += 16 * bool(getattr(config, "flow_refine_full", 0))
     return enc + backbone + flow + refine + full_res
 
 
