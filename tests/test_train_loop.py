@@ -149,7 +149,7 @@ def test_resume_continues_step_and_optimizer(data, tmp_path):
     text = (tmp_path / "log" / "train_r.log").read_text()
     assert "resuming r from" in text and "step 2" in text
     # --epochs 2 doubled the schedule: the resume says so, with the lr before and after
-    assert "the learning-rate schedule now spans 4 steps (2 epochs x 2 batches), not 2" in text
+    assert "the learning-rate schedule now spans 4 steps (2 epochs of 2 batches), not 2" in text
     opt2 = checkpoint.read(tmp_path / "ckpt" / "r_optim.pkl")
     steps = {float(st["step"]) for st in opt2["optimizer"]["state"].values()}
     assert steps == {4.0}  # Adam's own counters continued (a fresh optimizer would say 2)

@@ -239,7 +239,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             # below --max_iters_per_epoch) or a new --epochs changes it, and with it the lr now.
             start_note += (
                 f"; note: the learning-rate schedule now spans {total_steps} steps "
-                f"({cfg.epochs} epochs x {batches_per_epoch} batches), not {saved_total} as "
+                f"({cfg.epochs} epochs of {batches_per_epoch} batches), not {saved_total} as "
                 f"saved: the cosine continues at {lr_at(state['step'], cfg, total_steps):.3g}, "
                 f"not {lr_at(state['step'], cfg, saved_total):.3g}"
             )
