@@ -94,4 +94,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from engine.errors import VfiError
+
+    try:
+        main()
+    except (VfiError, OSError, ValueError) as e:  # a wrong path or file: one line, no traceback
+        raise SystemExit(f"error: {e}") from None

@@ -37,9 +37,10 @@ BUFFER_BYTES = 2 * 1024**3  # frames in flight between the model and the encoder
 def default_workers(width: int = 1920, height: int = 1080) -> tuple[int, int]:
     """(segment workers, conversion threads) for this machine and frame size.
 
-    One x264 (fast) encoder keeps up with the model at 1080p (~74 fps on 16 cores) but makes only
-    ~18 fps at 4K, so big frames get one encoder per 1080p's worth of pixels (4K: 4), capped at one
-    per 4 cores (each x264 runs its own frame threads). Never fewer than 2: one drains its encoder
+    One x264 encoder keeps up with the model at 1080p (with the `fast` preset alone: ~74 fps on 16
+    cores; the default `veryfast` about twice that) but not at 4K (~18 fps with `fast`), so big
+    frames get one encoder per 1080p's worth of pixels (4K: 4), capped at one per 4 cores (each x264
+    runs its own frame threads). Never fewer than 2: one drains its encoder
     at a segment's end while the next encodes.
     """
     cpus = os.cpu_count() or 2

@@ -103,9 +103,9 @@ class Synthesizer:
         many = getattr(self.interp, "many", None)
         groups: dict = {}
         for n, (a, b, t) in enumerate(triples):
-            groups.setdefault((id(a), id(b)), (a, b, [], []))
-            groups[(id(a), id(b))][2].append(t)
-            groups[(id(a), id(b))][3].append(n)
+            _, _, ts, idx = groups.setdefault((id(a), id(b)), (a, b, [], []))
+            ts.append(t)
+            idx.append(n)
         if many is None or all(len(g[2]) == 1 for g in groups.values()):
             a = torch.cat([self._on_device(x) for x, _, _ in triples])  # (B, 3, H, W)
             b = torch.cat([self._on_device(y) for _, y, _ in triples])

@@ -207,7 +207,6 @@ def fit_to_budget(
     fits, tiles of one frame (the largest side that fits). Batching several frames only saves
     launch overhead, which matters at small sizes: a large frame alone keeps the GPU busy.
     """
-    estimate_kwargs.pop("batch", None)
     if budget is None:
         return None, max(1, max_batch)
     for batch in range(max(1, max_batch), 0, -1):
