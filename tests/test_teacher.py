@@ -431,3 +431,21 @@ def test_cuda_matches_cpu(teacher):
         assert out["flow"].dtype == torch.float32
         assert (out["flow"].cpu() - ref["flow"]).abs().mean() < flow_tol
         assert (out["pred"].cpu() - ref["pred"]).abs().mean() < pred_tol
+
+
+def test_distill_loss_window_averages_the_error_gap():
+    # The teacher is better by 0.02 on one pixel in 9x9 and equal elsewhere: per pixel at margin
+    # 0.01 only that pixel is taught; averaged over the 9x9 window the gap (0.02 / 81) is below
+    # the margin, and at margin 0 the whole neighbourhood is taught.
+    out = _student_out(1, levels=False)
+    gt = torch.full_like(out["preds"][-1], 0.5)
+    out["preds"][-1] = gt.clone().detach()
+    out["preds"][-1][..., 16, 24] += 0.02  # the student errs on one pixel
+    teacher = {"flow": torch.zeros_like(out["flow"]), "mask": out["mask"].detach(), "pred": gt}
+    n = gt.shape[-2] * gt.shape[-1]
+    _, parts = T.distill_loss(out, teacher, gt)
+    assert parts["distill_frac"].item() == pytest.approx(1 / n)
+    _, parts = T.distill_loss(out, teacher, gt, window=9)
+    assert parts["distill_frac"].item() == 0.0
+    _, parts = T.distill_loss(out, teacher, gt, window=9, margin=0.0)
+    assert parts["distill_frac"].item() == pytest.approx(81 / n)

@@ -146,5 +146,9 @@ def test_config_validation():
         make_config(3, exp_name="a", data_path="x", resume="p2")
     with pytest.raises(VfiError, match="multiple of 32"):
         make_config(1, exp_name="a", data_path="x", crop=100)
+    with pytest.raises(VfiError, match="--distill_window must be an odd"):
+        make_config(1, exp_name="a", data_path="x", distill_window=8)
+    with pytest.raises(VfiError, match="cannot be negative"):
+        make_config(1, exp_name="a", data_path="x", distill_margin=-0.1)
     cfg = make_config(2, exp_name="a", data_path="x", resume="p1", lr=3e-4)
     assert cfg.feature_warp and not cfg.texture_path and cfg.freeze_backbone == 5 and cfg.lr == 3e-4

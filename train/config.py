@@ -87,6 +87,12 @@ class TrainConfig:
     # teacher's frame beats ours, weighted by w_distill (RIFE's own weight for this term).
     teacher: str | None = None
     w_distill: float = 0.01
+    # Where the teacher teaches: its frame's per-pixel error must beat ours by distill_margin
+    # (0..1 scale), after both errors are averaged over distill_window x distill_window pixels
+    # (odd; 1 = per pixel). Per pixel at 0.01 almost never fires on near-static texture, where
+    # errors are small but the flow's sub-pixel precision decides the frame (docs/results.md).
+    distill_margin: float = 0.01
+    distill_window: int = 1
     # --- bookkeeping
     eval_interval: int = 3  # epochs
     save_interval: int = 1000  # optimizer steps between mid-epoch checkpoints
@@ -209,6 +215,10 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError(
             "--num_workers, --freeze_backbone and --max_iters_per_epoch cannot be negative"
         )
+    if cfg.w_distill < 0 or cfg.distill_margin < 0:
+        raise VfiError("--w_distill and --distill_margin cannot be negative")
+    if cfg.distill_window < 1 or cfg.distill_window % 2 == 0:
+        raise VfiError(f"--distill_window must be an odd number >= 1, got {cfg.distill_window}")
     if cfg.x4k_scale not in (1.0, 0.5, 0.25):
         raise VfiError(f"x4k_scale must be 1, 0.5 or 0.25, got {cfg.x4k_scale}")
     if not cfg.data_path and not cfg.train_data:

@@ -262,7 +262,10 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
     )
     log.note("loss_vgg", "loss_vgg: enabled" if vgg else f"loss_vgg: disabled ({vgg_note})")
     if teacher is not None:
-        log.info(f"flow distillation from RIFE HDv3 (w_distill {cfg.w_distill})")
+        log.info(
+            f"flow distillation from RIFE HDv3 (w_distill {cfg.w_distill}, margin "
+            f"{cfg.distill_margin}, window {cfg.distill_window})"
+        )
     if d.is_main:
         (root / "log" / cfg.exp_name / "config.json").write_text(
             json.dumps({"train": cfg.to_dict(), "model": config.to_dict()}, indent=1)
@@ -371,7 +374,15 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
 
                     with torch.no_grad(), autocast():
                         taught = teacher(img0, img1, scale=scale)
-                    extra, extra_parts = distill_loss(out, taught, gt, t=t, w_flow=cfg.w_distill)
+                    extra, extra_parts = distill_loss(
+                        out,
+                        taught,
+                        gt,
+                        t=t,
+                        w_flow=cfg.w_distill,
+                        margin=cfg.distill_margin,
+                        window=cfg.distill_window,
+                    )
                     loss = loss + extra
                     parts = {**parts, **extra_parts, "loss_total": loss.detach()}
                 (loss / cfg.grad_accum).backward()

@@ -42,7 +42,10 @@ The distillation loss (:func:`distill_loss`), choices:
   is better than the student's by a margin: weight = [e_s - e_t > margin], with e the per-pixel
   mean absolute error against gt of the student's *flow-only* blend (``out["preds"][-1]``, the
   warp-and-mask frame before refinement, which is what the flow is responsible for) and of the
-  teacher's ``pred``. ``tau > 0`` gives a soft weight sigmoid((e_s - e_t - margin) / tau). The
+  teacher's ``pred``. ``tau > 0`` gives a soft weight sigmoid((e_s - e_t - margin) / tau).
+  ``window`` > 1 box-averages e_s - e_t over that neighbourhood first: a flow error shows only on
+  the textured pixels around it, and on near-static texture the per-pixel gaps are far below the
+  default margin even where the teacher's frame is several dB better. The
   weight is not normalised by its sum (a mean over all pixels, as RIFE does), so the term fades
   as the student catches up with the teacher.
 - Levels: the student's coarser flows (``out["flows"][:-1]``) are compared with the teacher's
@@ -308,13 +311,15 @@ def distill_loss(
     margin: float = 0.01,
     tau: float = 0.0,
     eps: float = 0.01,
+    window: int = 1,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Flow (and optionally mask) distillation from the teacher, where the teacher is better.
 
     out: the student's ``forward_train`` dict (``flow`` (B, 4, H, W), ``mask``, ``preds`` or
     ``pred``, optionally ``flows``, coarse to fine). teacher: :class:`RifeTeacher`'s output on the
     same frames (no gradient). gt (B, 3, H, W). t: the batch's times (a float or (B,)); samples not
-    at 0.5 get no distillation. Returns ``(total, parts)``: total = w_flow * (flow + w_inter *
+    at 0.5 get no distillation. ``window`` (odd): compare the two errors averaged over that
+    neighbourhood instead of per pixel. Returns ``(total, parts)``: total = w_flow * (flow + w_inter *
     mean coarse-level flow) + w_mask * mask, and the detached unweighted parts for logging.
     """
     flow = out["flow"].float()
@@ -337,7 +342,10 @@ def distill_loss(
 
         def teach_weight(frame: torch.Tensor) -> torch.Tensor:
             """(B, 1, H, W) where the teacher's frame beats ``frame`` (hard or soft)."""
-            gap = (frame.float() - gt).abs().mean(1, keepdim=True) - err_t - margin
+            gap = (frame.float() - gt).abs().mean(1, keepdim=True) - err_t  # (B, 1, H, W)
+            if window > 1:
+                gap = F.avg_pool2d(gap, window, 1, window // 2, count_include_pad=False)
+            gap = gap - margin
             w = (gap > 0).float() if tau <= 0 else torch.sigmoid(gap / tau)
             return w * sample_w.view(b, 1, 1, 1)
 

@@ -108,6 +108,16 @@ class _TrainGroup(click.Group):
 )
 @click.option("--w_distill", type=float, help="Weight of the flow distillation  [default: 0.01]")
 @click.option(
+    "--distill_margin",
+    type=float,
+    help="Teach where the teacher's error is lower than ours by this much (0..1)  [default: 0.01]",
+)
+@click.option(
+    "--distill_window",
+    type=int,
+    help="Compare the errors averaged over this odd window of pixels  [default: 1]",
+)
+@click.option(
     "--max_iters_per_epoch",
     type=int,
     help="Cap on micro-batches per epoch (0: the whole dataset); fixes a run's length in steps, "
