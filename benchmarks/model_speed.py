@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -16,6 +17,7 @@ from engine.config import BACKBONE_MODES
 from engine.interpolator import pad_to
 from engine.loading import load_model
 from engine.model.mamba2 import Mamba2, triton_ops
+from engine.weights import WEIGHT_SUFFIXES
 from train.timetest import time_calls
 
 RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
@@ -61,11 +63,21 @@ def mamba_parity(results: dict):
         print(key, results[key], flush=True)
 
 
+def _is_file(name: str) -> bool:
+    return Path(name).suffix in WEIGHT_SUFFIXES
+
+
 def model_speed(results: dict, name: str, modes, resolutions, precision="bf16", compile_=False):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
     for mode in modes:
+        # A weights file brings its own architecture (and trained weights); a registry name is
+        # timed with random weights in each backbone mode.
         model = (
-            load_model(name, backbone_mode=mode, pretrained=False)
+            (
+                load_model(name)
+                if _is_file(name)
+                else load_model(name, backbone_mode=mode, pretrained=False)
+            )
             .cuda()
             .eval()
             .to(memory_format=torch.channels_last)
@@ -104,7 +116,7 @@ def model_speed(results: dict, name: str, modes, resolutions, precision="bf16", 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="model_speed.json")
-    ap.add_argument("--model", default="vfi-s")
+    ap.add_argument("--model", default="vfi-s", help="registry name or weights file")
     ap.add_argument("--modes", default=",".join(BACKBONE_MODES))
     ap.add_argument("--res", default="720p,1080p,4k")
     ap.add_argument("--compile", action="store_true")
@@ -119,7 +131,8 @@ def main():
     print(results, flush=True)
     if not args.skip_mamba and triton_ops() is not None:
         mamba_parity(results)
-    model_speed(results, args.model, args.modes.split(","), args.res.split(","))
+    modes = args.modes.split(",") if not _is_file(args.model) else ["own"]
+    model_speed(results, args.model, modes, args.res.split(","))
     if args.compile:
         model_speed(results, args.model, ["hybrid"], ["1080p"], compile_=True)
     with open(args.out, "w") as f:
