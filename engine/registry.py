@@ -94,12 +94,12 @@ VARIANTS: dict[str, Variant] = {
             name="vfi-s",
             description="small and fast default (hybrid Mamba2 + gated window attention)",
             config=VFI_S,
-            # Trained here (docs/model_card.md): 60 H100-minutes on the real-video corpus of
+            # Trained here (docs/model_card.md): 67 H100-minutes on the real-video corpus of
             # shared/data/train, RIFE HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="1999d1f2cfa0ef0950c4b20b0116d92b6ab0960018ac21cc73ac7c5656b5d504",
-                size=5534234,
+                sha256="6356d96cfff60f59c03647a250ee7d657526363a7ed9493b775410fb9693a84f",
+                size=5534266,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
                 note="early checkpoint: below the reference methods, see docs/model_card.md",
