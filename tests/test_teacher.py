@@ -449,3 +449,5 @@ def test_distill_loss_window_averages_the_error_gap():
     assert parts["distill_frac"].item() == 0.0
     _, parts = T.distill_loss(out, teacher, gt, window=9, margin=0.0)
     assert parts["distill_frac"].item() == pytest.approx(81 / n)
+    with pytest.raises(VfiInputError, match="odd"):
+        T.distill_loss(out, teacher, gt, window=8)

@@ -322,6 +322,8 @@ def distill_loss(
     neighbourhood instead of per pixel. Returns ``(total, parts)``: total = w_flow * (flow + w_inter *
     mean coarse-level flow) + w_mask * mask, and the detached unweighted parts for logging.
     """
+    if window < 1 or window % 2 == 0:
+        raise VfiInputError(f"window must be an odd number >= 1, got {window}")
     flow = out["flow"].float()
     if flow.shape != teacher["flow"].shape:
         raise VfiInputError(
