@@ -162,7 +162,7 @@ def test_resume_continues_step_and_optimizer(data, tmp_path):
 
 
 def test_compact_state_halves_the_optimizer_file_and_resumes(data, tmp_path):
-    full = _cfg(1, data, tmp_path / "f", exp_name="c", epochs=1, save_interval=1)
+    full = _cfg(1, data, tmp_path / "f", exp_name="c", epochs=1, save_interval=1, ema=0.9)
     small = full.replace(workdir=str(tmp_path / "s"), compact_state=True)
     for cfg in (full, small):
         assert train(cfg, model_config=tiny_config())["step"] == 2
@@ -172,10 +172,16 @@ def test_compact_state_halves_the_optimizer_file_and_resumes(data, tmp_path):
         assert st["exp_avg"].dtype == st["exp_avg_sq"].dtype == torch.bfloat16
         assert st["step"].dtype == opt_f[k]["step"].dtype  # counters exact
         assert torch.allclose(st["exp_avg_sq"].float(), opt_f[k]["exp_avg_sq"], rtol=1e-2)
+    ema_f = checkpoint.read(tmp_path / "f" / "ckpt" / "c_optim.pkl")["ema"]
+    ema_s = checkpoint.read(tmp_path / "s" / "ckpt" / "c_optim.pkl")["ema"]
+    for k, v in ema_s.items():  # the EMA weights in fp16, within fp16's rounding of the fp32 ones
+        if ema_f[k].is_floating_point():
+            assert v.dtype == torch.float16
+            torch.testing.assert_close(v.float(), ema_f[k], rtol=1e-3, atol=1e-4)
     size = {d: (tmp_path / d / "ckpt" / "c_optim.pkl").stat().st_size for d in "fs"}
     assert size["s"] < 0.75 * size["f"]
     resumed = train(small.replace(epochs=2), model_config=tiny_config())
-    assert resumed["step"] == 4  # loads the bf16 moments back into the fp32 optimizer
+    assert resumed["step"] == 4  # loads the bf16 moments and fp16 EMA back as fp32
 
 
 def test_max_minutes_stops_mid_epoch_and_the_same_command_continues(data, tmp_path):

@@ -138,6 +138,16 @@ def compact(obj):
     return obj
 
 
+def compact_weights(state: dict | None) -> dict | None:
+    """A weights dict (e.g. the EMA's) with its fp32/fp64 tensors cast to fp16; None stays None."""
+    if state is None:
+        return None
+    return {
+        k: v.to(torch.float16) if v.dtype in (torch.float32, torch.float64) else v
+        for k, v in state.items()
+    }
+
+
 def save_best(paths: Paths, model_state: dict, config: ModelConfig, meta: dict) -> None:
     atomic_save(weights_record(model_state, config, meta), paths.best)
 

@@ -126,7 +126,8 @@ class _TrainGroup(click.Group):
 @click.option(
     "--compact_state/--full_state",
     default=None,
-    help="Optimizer state in bf16 (half the size of <exp>_optim.pkl)  [default: full]",
+    help="Optimizer state in bf16, EMA weights in fp16 (half the size of <exp>_optim.pkl)  "
+    "[default: full]",
 )
 @click.option(
     "--max_minutes",
