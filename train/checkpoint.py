@@ -123,29 +123,20 @@ def save_latest(paths: Paths, model_state: dict, config: ModelConfig, meta: dict
     os.replace(_tmp(paths.optim), paths.optim)
 
 
-def compact(obj):
-    """``obj`` with every fp32/fp64 tensor inside (dicts, lists) cast to bf16; others untouched.
+def compact(obj, dtype: torch.dtype = torch.bfloat16):
+    """``obj`` with every fp32/fp64 tensor inside (dicts, lists) cast to ``dtype``; others (None
+    included) untouched.
 
-    For the optimizer state: AdamW's moments become bf16, its ``step`` counters (fp32 scalars)
-    are kept as they are so the bias correction continues exactly.
+    For the optimizer state (bf16): AdamW's moments are cast, its ``step`` counters (fp32 scalars)
+    are kept as they are so the bias correction continues exactly. For EMA weights: fp16.
     """
     if isinstance(obj, dict):
-        return {k: obj[k] if k == "step" else compact(obj[k]) for k in obj}
+        return {k: obj[k] if k == "step" else compact(obj[k], dtype) for k in obj}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(compact(v) for v in obj)
+        return type(obj)(compact(v, dtype) for v in obj)
     if isinstance(obj, torch.Tensor) and obj.dtype in (torch.float32, torch.float64):
-        return obj.to(torch.bfloat16)
+        return obj.to(dtype)
     return obj
-
-
-def compact_weights(state: dict | None) -> dict | None:
-    """A weights dict (e.g. the EMA's) with its fp32/fp64 tensors cast to fp16; None stays None."""
-    if state is None:
-        return None
-    return {
-        k: v.to(torch.float16) if v.dtype in (torch.float32, torch.float64) else v
-        for k, v in state.items()
-    }
 
 
 def save_best(paths: Paths, model_state: dict, config: ModelConfig, meta: dict) -> None:

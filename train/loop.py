@@ -310,7 +310,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         }
         if cfg.compact_state:
             optim["optimizer"] = checkpoint.compact(optim["optimizer"])
-            optim["ema"] = checkpoint.compact_weights(optim["ema"])
+            optim["ema"] = checkpoint.compact(optim["ema"], torch.float16)
         checkpoint.save_latest(paths, model.state_dict(), config, meta, optim)
 
     loss_weights = {k: getattr(cfg, k) for k in ("w_lap", "w_ter", "w_vgg", "w_inter")}
