@@ -102,6 +102,56 @@ def test_export_command(tmp_path):
     )
 
 
+def test_average_command(tmp_path):
+    from engine import load_model
+    from engine.loading import build_model
+    from train import checkpoint
+
+    models, files = [], []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        models.append(build_model(tiny_config()))
+        files.append(tmp_path / f"m{seed}.pkl")
+        checkpoint.atomic_save(
+            checkpoint.weights_record(models[-1].state_dict(), models[-1].config, {"phase": 1}),
+            files[-1],
+        )
+    soup = tmp_path / "soup.pkl"
+    result = _run(["average", str(soup), *map(str, files)])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()) == soup
+    record = checkpoint.read(soup)
+    assert record["train"]["averaged_from"] == [str(f) for f in files]
+    for name, value in record["model"].items():
+        parts = [m.state_dict()[name] for m in models]
+        if value.is_floating_point():
+            torch.testing.assert_close(value, sum(parts) / 3)
+        else:
+            assert value.equal(parts[0])
+    loaded = load_model(str(soup))  # what `vfi bench --model` reads
+    assert loaded.config == models[0].config
+
+    # Bad input: one line, exit 1, nothing written or replaced.
+    before = soup.read_bytes()
+    _one_error_line(_run(["average", str(soup), *map(str, files)]), "already exists")
+    assert soup.read_bytes() == before
+    _one_error_line(_run(["average", str(tmp_path / "one.pkl"), str(files[0])]), "at least 2")
+    _one_error_line(_run(["average", str(files[0]), *map(str, files)]), "is one of the inputs")
+    _one_error_line(_run(["average", str(tmp_path / "x.safetensors"), *map(str, files)]), "*.pkl")
+    other = build_model(tiny_config(feature_warp=True))
+    odd = tmp_path / "odd.pkl"
+    checkpoint.atomic_save(checkpoint.weights_record(other.state_dict(), other.config, {}), odd)
+    out = tmp_path / "mixed.pkl"
+    _one_error_line(_run(["average", str(out), str(files[0]), str(odd)]), "another architecture")
+    _one_error_line(
+        _run(["average", str(out), str(files[0]), str(tmp_path / "no.pkl")]), "not found"
+    )
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+    result = _run(["average", str(soup), str(files[0]), str(files[1]), "--force"])
+    assert result.exit_code == 0, result.output
+    assert checkpoint.read(soup)["train"]["averaged_from"] == [str(f) for f in files[:2]]
+
+
 def test_max_iters_per_epoch_fixes_the_run_length(tmp_path):
     vimeo = make_vimeo(tmp_path / "v", n_train=6, n_test=1)
     model = tiny_model_json(tmp_path / "tiny.json")

@@ -7,6 +7,7 @@ Phase chain:      vfi train --phase 2 --data_path vimeo_triplet --exp_name p2 --
                   vfi train --phase 3 --data_path vimeo_triplet --x4k_path X4K1000FPS \\
                       --exp_name p3 --resume p2
 Export:           vfi train export p3  ->  export/p3.safetensors + export/p3.json
+Weight average:   vfi train average soup.pkl ckpt/a_best.pkl ckpt/b_best.pkl  (same architecture)
 Our corpus:       vfi train prepare ../shared/data/train corpus/   then   --train_data corpus/
 
 Re-running the same command resumes the experiment from its last checkpoint. Flag names use
@@ -21,12 +22,13 @@ BACKBONE_MODES = ("hybrid", "mamba2_only", "gated_attn_only")
 
 
 class _TrainGroup(click.Group):
-    """Subcommands (export, prepare) plus the group's own training options."""
+    """Subcommands (export, prepare, average) plus the group's own training options."""
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage(ctx.command_path, "--phase N --exp_name NAME [DATA] [OPTIONS]")
         formatter.write_usage(ctx.command_path, "export NAME [OPTIONS]", prefix="       ")
         formatter.write_usage(ctx.command_path, "prepare SRC OUT [OPTIONS]", prefix="       ")
+        formatter.write_usage(ctx.command_path, "average OUT.pkl A.pkl B.pkl ...", prefix="       ")
 
 
 @click.group(
@@ -194,6 +196,17 @@ def export_command(name, workdir, out, latest, force, half):
     which = "latest" if latest else "best"
     dest = export(name, workdir=workdir, out=out, which=which, force=force, half=half)
     click.echo(str(dest))
+
+
+@command.command("average")
+@click.argument("out", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--force", is_flag=True, help="Replace an existing OUT.")
+def average_command(out, inputs, force):
+    """Write the uniform average of the INPUTS checkpoints' weights (same architecture) to OUT."""
+    from train.average import average
+
+    click.echo(str(average(list(inputs), out, force=force)))
 
 
 @command.command("prepare")
