@@ -66,8 +66,7 @@ def average(inputs: list[str | Path], out: str | Path, force: bool = False) -> P
             raise VfiError(f"integer tensor {name} differs across the inputs; cannot average it")
 
     meta = {"averaged_from": [str(p) for p in paths]}
-    for key in ("phase", "exp_name"):
-        if key in (first.get("train") or {}):
-            meta[key] = first["train"][key]
+    if "phase" in (first.get("train") or {}):  # provenance, as in every training checkpoint
+        meta["phase"] = first["train"]["phase"]
     checkpoint.atomic_save(checkpoint.weights_record(state, config, meta), out)
     return out
