@@ -3,9 +3,9 @@
 Averaging the weights of fine-tunes that share one starting point (a "model soup", or the
 checkpoint averaging of SWA) can score better than each of them; it costs no training. Rules:
 
-- Every input is a ``vfi train`` checkpoint (``<exp>.pkl``, ``<exp>_best.pkl``, or an EMA file
-  like ``run/ema_final.sh`` writes) of the **same architecture**: same ModelConfig, same tensor
-  names and shapes; anything else is one clear error, since an average of unrelated weights is noise.
+- Every input is a ``vfi train`` weights checkpoint (``<exp>.pkl``, ``<exp>_best.pkl``) of the
+  **same architecture**: same ModelConfig, same tensor names and shapes; anything else is one
+  clear error, since an average of unrelated weights is noise.
 - Floating-point tensors are averaged in float64 and stored in the first input's dtype; integer
   tensors (counters, indices) must be equal in every input and are copied.
 - The output is a checkpoint like the inputs (``engine.load_model``, ``vfi bench --model`` and
@@ -40,7 +40,7 @@ def average(inputs: list[str | Path], out: str | Path, force: bool = False) -> P
     if out.exists() and not force:
         raise VfiError(f"{out} already exists; pass --force to replace it")
 
-    records = [checkpoint.read(p) for p in paths]
+    records = [checkpoint.read(p, fix="give checkpoints written by `vfi train`") for p in paths]
     first, config = records[0], checkpoint.saved_config(records[0], paths[0])
     names = set(first["model"])
     for rec, path in zip(records[1:], paths[1:], strict=True):

@@ -66,12 +66,18 @@ def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def read(path: Path) -> dict:
-    """A checkpoint file as a dict, read safely; a corrupt or foreign file is one clear line."""
+RESUME_FIX = "delete it to start over, or use another --exp_name"
+
+
+def read(path: Path, fix: str = RESUME_FIX) -> dict:
+    """A checkpoint file as a dict, read safely; a corrupt or foreign file is one clear line.
+
+    ``fix``: what the error tells the user to do about a corrupt file (the default suits training
+    runs that resume from their own checkpoints).
+    """
     path = Path(path)
     if not path.is_file():
         raise VfiError(f"checkpoint not found: {path}")
-    fix = "delete it to start over, or use another --exp_name"
     if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
         raise VfiError(f"checkpoint {path} is corrupt (not a torch.save archive); {fix}")
     try:
