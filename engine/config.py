@@ -61,6 +61,11 @@ class ModelConfig:
     # current flow (space-to-depth, lossless), aimed at sub-pixel accuracy on near-static texture;
     # zero-initialised. Off in every registered variant (docs/results.md, experiment s1h).
     flow_refine_full: bool = False
+    # Experimental: a bilateral local cost volume (cosine scores of the warped features over
+    # (2r+1)^2 symmetric displacements) feeding the 1/8 and 1/4 flow levels, aimed at small objects
+    # moving more than the coarse levels resolve; zero-initialised (engine/model/corr.py).
+    flow_corr: bool = False
+    flow_corr_radius: int = 3
     # Phase 2: flow-guided warping of the 1/8 backbone features (zero-initialised fusion).
     feature_warp: bool = False
     # Phase 3: full-resolution texture path (zero-initialised residual).
@@ -75,6 +80,8 @@ class ModelConfig:
         bad = [o for o in self.scan_orders if o not in SCAN_ORDERS]
         if bad or not self.scan_orders:
             raise VfiError(f"bad scan_orders {self.scan_orders!r}; use some of {SCAN_ORDERS}")
+        if self.flow_corr and not 1 <= self.flow_corr_radius <= 8:
+            raise VfiError(f"flow_corr_radius must be 1..8, got {self.flow_corr_radius}")
         if len(self.enc_dims) != 4:
             raise VfiError("enc_dims must list 4 widths (1/2, 1/4, 1/8, 1/16)")
         if [s.stride for s in self.stages] != sorted((s.stride for s in self.stages), reverse=True):

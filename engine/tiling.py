@@ -149,6 +149,9 @@ def activation_channels(config) -> float:
     full_res = 3 * 6 + getattr(config, "texture_dim", 0) * bool(getattr(config, "texture_path", 0))
     # flow_refine_full: the full-res flow (4), two warps (6) and their space-to-depth copies (6)
     full_res += 16 * bool(getattr(config, "flow_refine_full", 0))
+    if getattr(config, "flow_corr", False):  # the scores at 1/8 and 1/4 and their hidden layers
+        k = (2 * config.flow_corr_radius + 1) ** 2
+        flow += sum((k + 2 * c) / (16 // 2**j) ** 2 for j, c in enumerate(config.flow_dims) if j)
     return enc + backbone + flow + refine + full_res
 
 

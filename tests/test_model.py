@@ -133,13 +133,16 @@ def test_cuda_bf16_close_to_fp32_and_backends_agree():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("full_res_flow", [False, True])
-def test_cuda_graph_replay_equals_eager_and_does_not_alias(full_res_flow):
+@pytest.mark.parametrize("option", [None, "flow_refine_full", "flow_corr"])
+def test_cuda_graph_replay_equals_eager_and_does_not_alias(option):
     torch.manual_seed(0)
     model = load_model("vfi-s", pretrained=False)
-    if full_res_flow:  # the optional last flow update, with a non-zero head so that it acts
-        model = build_model(model.config.replace(flow_refine_full=True)).eval()
-        torch.nn.init.normal_(model.flow_full.head.weight, std=1e-2)
+    if option:  # an optional module, its zero-initialised output made non-zero so that it acts
+        model = build_model(model.config.replace(**{option: True})).eval()
+        zero_init = ("flow_full.head.weight", "flow_corr.0.proj.weight", "flow_corr.1.proj.weight")
+        for name, p in model.named_parameters():
+            if name in zero_init:
+                torch.nn.init.normal_(p, std=1e-2)
     graphed = Interpolator(model, device="cuda", precision="bf16", cuda_graphs=True)
     eager = Interpolator(model, device="cuda", precision="bf16", cuda_graphs=False)
     frames = [torch.rand(1, 3, 72, 130, device="cuda") for _ in range(4)]

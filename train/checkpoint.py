@@ -36,6 +36,7 @@ NEW_MODULES = {
     "feature_warp": "feature_warp",
     "texture": "texture_path",
     "flow_full": "flow_refine_full",
+    "flow_corr": "flow_corr",
 }
 
 

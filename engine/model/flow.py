@@ -2,7 +2,8 @@
 
 Level k (1/16, then 1/8, then 1/4 of the flow resolution) sees the two frames' features warped
 towards time t by the current flow, the equally warped downsampled frames, the current flow and mask,
-and t itself, and predicts a residual update. The first level predicts from the unwarped backbone
+and t itself, and predicts a residual update; with ``flow_corr`` it also sees a bilateral cost
+volume of the warped features (engine/model/corr.py). The first level predicts from the unwarped backbone
 features. Output channels: flow (4: F_t->0 x, y, F_t->1 x, y), mask logit (1); the blend weight of
 frame 0 is sigmoid(mask). Flows are in pixels of the grid they live on.
 
@@ -31,9 +32,11 @@ class FlowLevel(nn.Module):
         nn.init.normal_(self.head.weight, std=1e-3)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, f0, f1, t, img0, img1, flow=None, mask=None):
+    def forward(self, f0, f1, t, img0, img1, flow=None, mask=None, corr=None):
         """f0/f1 (B, C, h, w), t (B,), img0/img1 at this level's size; flow/mask from the coarser
-        level already resized here (None at the first level). Returns flow, mask, hidden."""
+        level already resized here (None at the first level); corr: this level's
+        :class:`~engine.model.corr.CorrelationInput` (``flow_corr``) or None. Returns flow, mask,
+        hidden."""
         b, _, h, w = f0.shape
         tmap = t.view(b, 1, 1, 1).to(f0.dtype).expand(b, 1, h, w)
         if self.first:
@@ -42,7 +45,11 @@ class FlowLevel(nn.Module):
             w0 = backward_warp(torch.cat([f0, img0], 1), flow[:, :2])
             w1 = backward_warp(torch.cat([f1, img1], 1), flow[:, 2:])
             x = torch.cat([w0, w1, flow, mask, tmap], 1)
-        hidden = self.body(x)
+        if corr is None:
+            hidden = self.body(x)
+        else:  # the matching cost of the warped features joins after the first layer
+            c = f0.shape[1]
+            hidden = self.body[1:](self.body[0](x) + corr(w0[:, :c], w1[:, :c]))
         out = self.head(hidden)
         if self.first:
             return out[:, :4], out[:, 4:5], hidden
@@ -57,14 +64,15 @@ class FlowDecoder(nn.Module):
             for i, (fd, hd) in enumerate(zip(feat_dims, hidden_dims))
         )
 
-    def forward(self, feats, t, img0, img1):
-        """feats: per level (coarse first) the (2B, C, h, w) features of both frames.
+    def forward(self, feats, t, img0, img1, corr=None):
+        """feats: per level (coarse first) the (2B, C, h, w) features of both frames; corr: None or
+        one CorrelationInput per level after the first (``flow_corr``).
 
         Returns lists (coarse first) of flows and mask logits per level, and the last hidden state.
         """
         flows, masks = [], []
         flow = mask = hidden = None
-        for lvl, f in zip(self.levels, feats):
+        for i, (lvl, f) in enumerate(zip(self.levels, feats)):
             f0, f1 = f.chunk(2, 0)
             size = f.shape[-2:]
             i0 = F.interpolate(
@@ -76,7 +84,8 @@ class FlowDecoder(nn.Module):
             if flow is not None:
                 flow = resize_flow(flow, size)
                 mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
-            flow, mask, hidden = lvl(f0, f1, t, i0, i1, flow, mask)
+            c = corr[i - 1] if corr is not None and i else None
+            flow, mask, hidden = lvl(f0, f1, t, i0, i1, flow, mask, c)
             flows.append(flow)
             masks.append(mask)
         return flows, masks, hidden

@@ -11,6 +11,7 @@ Data flow (names are the module attributes, which prefix the state-dict keys):
     backbone      hybrid stages (Mamba2 scans + gated window attention) at 1/16, then 1/8
     feature_warp  (phase 2) flow-guided alignment of the 1/8 tokens between the two frames
     flow          coarse-to-fine flow F_t->0, F_t->1 + occlusion mask, conditioned on t
+    flow_corr     (flow_corr) bilateral cost volumes feeding the 1/8 and 1/4 flow levels
     flow_full     (flow_refine_full) one more update on the 1/4 grid from full-resolution warps
     refine        U-Net residual over the mask blend of the backward-warped frames
     texture       (phase 3) full-resolution texture residual for 4K
@@ -35,6 +36,7 @@ from engine.checks import check_frames
 from engine.config import ModelConfig
 from engine.errors import VfiInputError
 from engine.model.backbone import Stage
+from engine.model.corr import CorrelationInput
 from engine.model.encoder import Encoder, conv
 from engine.model.flow import FlowDecoder, FullResFlow
 from engine.model.refine import FLOW_NORM, Refine, TexturePath
@@ -99,6 +101,11 @@ class VFINet(nn.Module):
             self.feature_warp = FeatureWarp(cfg.stages[0].dim, cfg.stages[-1].dim, cfg.flow_dims[0])
         motion_dims = [st.dim for st in cfg.stages] + [cfg.enc_dims[1]]
         self.flow = FlowDecoder(tuple(motion_dims), cfg.flow_dims[: len(motion_dims)])
+        if cfg.flow_corr:  # one per level after the first (1/8, 1/4)
+            self.flow_corr = nn.ModuleList(
+                CorrelationInput(cfg.flow_corr_radius, hd)
+                for hd in cfg.flow_dims[1 : len(motion_dims)]
+            )
         self.refine = Refine(cfg.enc_dims, cfg.refine_dims, cfg.flow_dims[len(motion_dims) - 1])
         if cfg.flow_refine_full:
             hid = cfg.flow_dims[len(motion_dims) - 1]
@@ -153,7 +160,8 @@ class VFINet(nn.Module):
                 F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
                 for x in scale_imgs
             ]
-        flows, masks, hidden = self.flow(state.motion_feats, t, *scale_imgs)  # coarse first
+        corr = self.flow_corr if self.config.flow_corr else None
+        flows, masks, hidden = self.flow(state.motion_feats, t, *scale_imgs, corr)  # coarse first
         if self.config.flow_refine_full:  # one more update on the 1/4 grid, from full-res warps
             f, m = self.flow_full(*scale_imgs, flows[-1], masks[-1], hidden, t)
             flows, masks = [*flows, f], [*masks, m]
