@@ -6,6 +6,11 @@ For each triplet of a dev set (CPU is fine):
   the refinement residual), so ``final - warp`` is what the refinement adds;
 - ``t_flow``: the model's mask and warps but the *teacher's* flow: what a perfect copy of the
   teacher's motion would give this model;
+- ``t_flow/4``: the same with the teacher's flow resized to our 1/4 flow grid and back (bilinear),
+  as ours is: how much a flow on that grid can carry at all;
+- ``fast_px`` / ``fast_gap``: the share of pixels that move at least ``FAST_PX`` px frame to frame
+  (|F_t->0| + |F_t->1| of the teacher), and their share of the squared-error gap between ``warp``
+  and ``t_flow``: whether the flow loses on small, fast objects or on the near-static bulk;
 - ``rife``: the teacher's own frame;
 - ``epe``: mean end-point difference between the two flows (F_t->0, px of the input frames);
 - ``taught@m/w``: the share of pixels that ``train.teacher.distill_loss`` would teach at margin m
@@ -31,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.gap_by_motion import SAMPLES  # the same sets, the same loaders
 
 GATES = ((0.01, 1), (0.0, 9))  # (margin, window): the default, and the fifth round's s1i/s1j
+FAST_PX = 4.0  # frame-to-frame motion from which a pixel counts as fast (the first bin's edge)
+FLOW_GRID = 4  # our last flow level's stride
 
 
 def main() -> None:
@@ -45,7 +52,7 @@ def main() -> None:
     from engine.interpolator import pad_to
     from engine.loading import load_model
     from engine.metrics import psnr, quantize
-    from engine.model.warp import backward_warp
+    from engine.model.warp import resize_flow
     from train.data import benchmarks as B
     from train.teacher import RifeTeacher, teacher_wins
 
@@ -60,7 +67,7 @@ def main() -> None:
         return float(psnr(quantize(x.clamp(0, 1)), gt)[0])
 
     gate_cols = [f"taught@{m:g}/{w}" for m, w in GATES]
-    cols = ["final", "warp", "t_flow", "rife", "epe", *gate_cols]
+    cols = ["final", "warp", "t_flow", "t_flow/4", "rife", "epe", "fast_px", "fast_gap", *gate_cols]
     print("| triplet | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))
     rows = []
@@ -72,15 +79,22 @@ def main() -> None:
             x[..., :h, :w] for x in (res["pred"], res["preds"][-1], res["flow"], res["mask"])
         )  # (1, C, H, W) each, C = 3, 3, 4, 1
         tea = teacher(item.img0, item.img1)
-        swapped = mask * backward_warp(item.img0, tea["flow"][:, :2]) + (1 - mask) * backward_warp(
-            item.img1, tea["flow"][:, 2:]
-        )
+        swapped = _blend(item.img0, item.img1, tea["flow"], mask)
+        coarse = resize_flow(tea["flow"], (-(-h // FLOW_GRID), -(-w // FLOW_GRID)))
+        motion = tea["flow"][:, :2].norm(dim=1) + tea["flow"][:, 2:].norm(dim=1)  # (1, H, W)
+        fast = motion >= FAST_PX
+        gap = ((warp - item.gt) ** 2).mean(1) - ((swapped - item.gt) ** 2).mean(1)  # (1, H, W)
         row = {
             "final": db(pred, item.gt),
             "warp": db(warp, item.gt),
             "t_flow": db(swapped, item.gt),
+            "t_flow/4": db(
+                _blend(item.img0, item.img1, resize_flow(coarse, (h, w)), mask), item.gt
+            ),
             "rife": db(tea["pred"], item.gt),
             "epe": float((flow[:, :2] - tea["flow"][:, :2]).norm(dim=1).mean()),
+            "fast_px": float(fast.float().mean()),
+            "fast_gap": float(gap[fast].sum() / gap.sum()),
         }
         err_t = (tea["pred"] - item.gt).abs().mean(1, keepdim=True)  # (1, 1, H, W)
         for col, (m, win) in zip(gate_cols, GATES):  # the gate of distill_loss, on the final flow
@@ -92,9 +106,19 @@ def main() -> None:
         print(f"| mean | {_cells(mean, cols)} |")
 
 
+def _blend(img0, img1, flow, mask):
+    """Both frames warped by flow (1, 4, H, W), blended by the mask (1, 1, H, W)."""
+    from engine.model.warp import backward_warp
+
+    return mask * backward_warp(img0, flow[:, :2]) + (1 - mask) * backward_warp(img1, flow[:, 2:])
+
+
+DB_COLS = ("final", "warp", "t_flow", "t_flow/4", "rife")
+
+
 def _cells(row: dict, cols: list[str]) -> str:
     """dB to two decimals; the end-point difference and the taught shares to three digits."""
-    return " | ".join(f"{row[c]:.2f}" if c in ("final", "warp", "t_flow", "rife") else f"{row[c]:.3g}" for c in cols)  # fmt: skip
+    return " | ".join(f"{row[c]:.2f}" if c in DB_COLS else f"{row[c]:.3g}" for c in cols)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -393,3 +393,36 @@ def test_synthetic_layers_occlude(pyramids):
     without = render(scene, pyramids, 0.5)
     changed = (with_layer - without).abs().amax(0) > 1e-4
     assert 0.02 < changed.float().mean() < 0.98  # the layer covers part of the frame
+
+
+def test_small_fast_layers_are_small_on_top_and_off_by_default(pyramids):
+    from train.data.synthetic import SyntheticConfig, random_scene, render
+
+    off = random_scene(pyramids, np.random.default_rng(5), SyntheticConfig(size=128, layers=(1, 1)))
+    cfg = SyntheticConfig(size=128, layers=(1, 1), small_layers=(3, 3))
+    on = random_scene(pyramids, np.random.default_rng(5), cfg)
+    assert len(off.layers) == 1 and len(on.layers) == 4  # the large layer, then three small ones
+    assert on.layers[0].radius == off.layers[0].radius  # the same draws before the small ones
+    lo, hi = (r * 128 for r in cfg.small_radius)
+    assert all(lo <= layer.radius <= hi for layer in on.layers[1:])
+    small = on.layers[1:]
+    on.layers = on.layers[:1]
+    base = render(on, pyramids, [0.0, 1.0])
+    on.layers += small
+    full = render(on, pyramids, [0.0, 1.0])
+    covered = (full - base).abs().amax(1) > 1e-4  # (2, S, S): where the small layers show
+    assert 0 < covered.float().mean() < 0.1  # a few per cent of the frame, not large blobs
+    assert not torch.equal(covered[0], covered[1])  # and they move
+
+
+def test_train_flags_reach_the_corpus_loader(corpus):
+    from train.config import make_config
+    from train.data.mixed import open_corpus
+
+    cfg = make_config(
+        1, exp_name="a", train_data=str(corpus[0]), crop=32, photo_prob=0.5, small_objects=2
+    )
+    ds = open_corpus(cfg).dataset
+    assert ds.photo_prob == 0.5 and ds.synthetic.small_layers == (0, 2) and ds.synthetic.size == 32
+    default = open_corpus(make_config(1, exp_name="a", train_data=str(corpus[0]), crop=32)).dataset
+    assert default.photo_prob == 0.15 and default.synthetic.small_layers == (0, 0)

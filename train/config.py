@@ -63,6 +63,8 @@ class TrainConfig:
     crop: int = 256
     augment: bool = True  # flips, rot90, temporal/channel reversal (off: crops only, to debug)
     x4k_crop: int = 512  # X4K crops are large: 4K motion needs context
+    photo_prob: float = 0.15  # share of our corpus's samples that are synthetic photo triplets
+    small_objects: int = 0  # up to this many small fast layers per synthetic triplet (0: none)
     x4k_scale: float = 0.5  # flow estimated at this fraction of the resolution on X4K batches
     num_workers: int = 8
     # --- optimisation
@@ -220,6 +222,10 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError("--w_distill and --distill_margin cannot be negative")
     if cfg.distill_window < 1 or cfg.distill_window % 2 == 0:
         raise VfiError(f"--distill_window must be an odd number >= 1, got {cfg.distill_window}")
+    if not 0 <= cfg.photo_prob <= 1:
+        raise VfiError(f"--photo_prob is a share in [0, 1], got {cfg.photo_prob}")
+    if cfg.small_objects < 0:
+        raise VfiError(f"--small_objects cannot be negative, got {cfg.small_objects}")
     if cfg.x4k_scale not in (1.0, 0.5, 0.25):
         raise VfiError(f"x4k_scale must be 1, 0.5 or 0.25, got {cfg.x4k_scale}")
     if not cfg.data_path and not cfg.train_data:

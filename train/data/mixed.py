@@ -137,10 +137,20 @@ def open_corpus(cfg) -> Dataset:
     fork); a dry run loads only the first pack.
     """
     from train.data.corpus_dataset import CorpusDataset
+    from train.data.synthetic import SyntheticConfig
 
     packs = [0] if cfg.dry_run else None
+    synthetic = SyntheticConfig(small_layers=(0, cfg.small_objects))
     return AsUint8(
-        CorpusDataset(cfg.train_data, packs, crop=cfg.crop, augment=cfg.augment, seed=cfg.seed)
+        CorpusDataset(
+            cfg.train_data,
+            packs,
+            crop=cfg.crop,
+            augment=cfg.augment,
+            seed=cfg.seed,
+            photo_prob=cfg.photo_prob,
+            synthetic=synthetic,
+        )
     )
 
 

@@ -89,6 +89,16 @@ class _TrainGroup(click.Group):
 @click.option("--num_workers", type=int, help="Data loading processes  [default: 8]")
 @click.option("--crop", type=int, help="Training crop side  [default: 256]")
 @click.option("--x4k_crop", type=int, help="X4K crop side  [default: 512]")
+@click.option(
+    "--photo_prob",
+    type=float,
+    help="Share of synthetic photo triplets in --train_data  [default: 0.15]",
+)
+@click.option(
+    "--small_objects",
+    type=int,
+    help="Up to N small fast objects (4-15 px at 256²) per photo triplet  [default: 0]",
+)
 @click.option("--mixed_ratio", metavar="A:B", help="Vimeo/corpus : X4K batches  [default: 2:1]")
 @click.option(
     "--curriculum/--no_curriculum",
