@@ -13,9 +13,10 @@ through x. The score is the cosine similarity of the two feature vectors, so it 
 whatever the feature scale. Channel k = (dy + r) * (2r + 1) + (dx + r). Outside the map the features
 are zero (score 0).
 
-:func:`bilateral_correlation` is a loop over the (2r+1)^2 shifts: it holds one shifted pair at a
-time, so its memory is that of the output (an unfold-based version would hold (2r+1)^2 copies of
-the features: 2.4 GB at the 1/4 grid of a 4K frame). :func:`bilateral_correlation_reference` is the
+:func:`bilateral_correlation` is a loop over the (2r+1)^2 shifts of views into the padded features:
+besides its inputs it holds one product at a time and the scores, about twice the output (an
+unfold-based version would hold (2r+1)^2 copies of the features: 2.4 GB at the 1/4 grid of a 4K
+frame). :func:`bilateral_correlation_reference` is the
 slow per-displacement twin the tests compare it with.
 """
 
