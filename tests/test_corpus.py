@@ -420,9 +420,42 @@ def test_train_flags_reach_the_corpus_loader(corpus):
     from train.data.mixed import open_corpus
 
     cfg = make_config(
-        1, exp_name="a", train_data=str(corpus[0]), crop=32, photo_prob=0.5, small_objects=2
+        1,
+        exp_name="a",
+        train_data=str(corpus[0]),
+        crop=32,
+        photo_prob=0.5,
+        small_objects=2,
+        still_scene=0.4,
     )
     ds = open_corpus(cfg).dataset
     assert ds.photo_prob == 0.5 and ds.synthetic.small_layers == (0, 2) and ds.synthetic.size == 32
+    assert ds.synthetic.still_scene == 0.4
     default = open_corpus(make_config(1, exp_name="a", train_data=str(corpus[0]), crop=32)).dataset
     assert default.photo_prob == 0.15 and default.synthetic.small_layers == (0, 0)
+    assert default.synthetic.still_scene == 0
+
+
+def test_a_still_scene_keeps_a_few_per_cent_of_its_motion(pyramids):
+    from train.data.synthetic import SyntheticConfig, camera_motion, random_scene
+
+    def motions(still):
+        rng = np.random.default_rng(1)
+        cfg = SyntheticConfig(size=64, layers=(0, 0), still_scene=still)
+        return np.array([camera_motion(random_scene(pyramids, rng, cfg)) for _ in range(60)])
+
+    moving, still, half = motions(0.0), motions(1.0), motions(0.5)
+    assert moving.max() > 20 * 64 / 256
+    assert still.max() <= 0.05 * moving.max() * 1.5  # at most 5 % of the usual range
+    assert 0.2 < (half < 0.05 * moving.max()).mean() < 0.8  # about half the scenes stand still
+
+
+def test_in_a_still_scene_only_the_small_layers_move(pyramids):
+    from train.data.synthetic import SyntheticConfig, random_scene
+
+    cfg = SyntheticConfig(size=64, layers=(2, 2), small_layers=(2, 2), still_scene=1.0)
+    for seed in range(5):
+        scene = random_scene(pyramids, np.random.default_rng(seed), cfg)
+        large, small = scene.layers[:2], scene.layers[2:]
+        assert all(np.linalg.norm(layer.velocity) <= 0.05 * cfg.layer_shift for layer in large)
+        assert max(np.linalg.norm(layer.velocity) for layer in small) > 0.05 * cfg.small_shift

@@ -152,6 +152,10 @@ def test_config_validation():
         make_config(1, exp_name="a", data_path="x", distill_margin=-0.1)
     with pytest.raises(VfiError, match="--photo_prob is a share"):
         make_config(1, exp_name="a", data_path="x", photo_prob=1.5)
+    with pytest.raises(VfiError, match="--still_scene is a share"):
+        make_config(1, exp_name="a", data_path="x", still_scene=-0.5)
+    with pytest.raises(VfiError, match="--still_scene needs --small_objects"):
+        make_config(1, exp_name="a", data_path="x", still_scene=0.5)
     with pytest.raises(VfiError, match="--small_objects cannot be negative"):
         make_config(1, exp_name="a", data_path="x", small_objects=-1)
     cfg = make_config(2, exp_name="a", data_path="x", resume="p1", lr=3e-4)

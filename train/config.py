@@ -65,6 +65,7 @@ class TrainConfig:
     x4k_crop: int = 512  # X4K crops are large: 4K motion needs context
     photo_prob: float = 0.15  # share of our corpus's samples that are synthetic photo triplets
     small_objects: int = 0  # up to this many small fast layers per synthetic triplet (0: none)
+    still_scene: float = 0.0  # share of synthetic triplets where only the small objects move
     x4k_scale: float = 0.5  # flow estimated at this fraction of the resolution on X4K batches
     num_workers: int = 8
     # --- optimisation
@@ -222,10 +223,13 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError("--w_distill and --distill_margin cannot be negative")
     if cfg.distill_window < 1 or cfg.distill_window % 2 == 0:
         raise VfiError(f"--distill_window must be an odd number >= 1, got {cfg.distill_window}")
-    if not 0 <= cfg.photo_prob <= 1:
-        raise VfiError(f"--photo_prob is a share in [0, 1], got {cfg.photo_prob}")
+    for name in ("photo_prob", "still_scene"):
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise VfiError(f"--{name} is a share in [0, 1], got {getattr(cfg, name)}")
     if cfg.small_objects < 0:
         raise VfiError(f"--small_objects cannot be negative, got {cfg.small_objects}")
+    if cfg.still_scene > 0 and not cfg.small_objects:
+        raise VfiError("--still_scene needs --small_objects N: in a still scene only they move")
     if cfg.x4k_scale not in (1.0, 0.5, 0.25):
         raise VfiError(f"x4k_scale must be 1, 0.5 or 0.25, got {cfg.x4k_scale}")
     if not cfg.data_path and not cfg.train_data:

@@ -3,9 +3,9 @@
 Level k (1/16, then 1/8, then 1/4 of the flow resolution) sees the two frames' features warped
 towards time t by the current flow, the equally warped downsampled frames, the current flow and mask,
 and t itself, and predicts a residual update; with ``flow_corr`` it also sees a bilateral cost
-volume of the warped features (engine/model/corr.py). The first level predicts from the unwarped backbone
-features. Output channels: flow (4: F_t->0 x, y, F_t->1 x, y), mask logit (1); the blend weight of
-frame 0 is sigmoid(mask). Flows are in pixels of the grid they live on.
+volume of the warped features (engine/model/corr.py). The first level predicts from the unwarped
+backbone features. Output channels: flow (4: F_t->0 x, y, F_t->1 x, y), mask logit (1); the blend
+weight of frame 0 is sigmoid(mask). Flows are in pixels of the grid they live on.
 
 :class:`FullResFlow` (``flow_refine_full``) is an optional last update on the 1/4 grid that sees the
 full-resolution frames warped by the current flow, folded in by space-to-depth.

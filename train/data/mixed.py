@@ -140,7 +140,7 @@ def open_corpus(cfg) -> Dataset:
     from train.data.synthetic import SyntheticConfig
 
     packs = [0] if cfg.dry_run else None
-    synthetic = SyntheticConfig(small_layers=(0, cfg.small_objects))
+    synthetic = SyntheticConfig(small_layers=(0, cfg.small_objects), still_scene=cfg.still_scene)
     return AsUint8(
         CorpusDataset(
             cfg.train_data,

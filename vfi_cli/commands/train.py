@@ -99,6 +99,11 @@ class _TrainGroup(click.Group):
     type=int,
     help="Up to N small fast objects (4-15 px at 256²) per photo triplet  [default: 0]",
 )
+@click.option(
+    "--still_scene",
+    type=float,
+    help="Share of photo triplets in which only the small objects move  [default: 0]",
+)
 @click.option("--mixed_ratio", metavar="A:B", help="Vimeo/corpus : X4K batches  [default: 2:1]")
 @click.option(
     "--curriculum/--no_curriculum",
