@@ -107,6 +107,21 @@ def test_dry_run_every_phase_then_export(data, tmp_path):
         export("nope", workdir=root)
 
 
+def test_flow_corr_switches_on_from_a_checkpoint_without_it(data, tmp_path):
+    train(_cfg(1, data, tmp_path, dry_run=True, exp_name="base"), model_config=tiny_config())
+    root = tmp_path / "dry_run"
+    train(_cfg(1, data, tmp_path, dry_run=True, exp_name="corr", resume="base", flow_corr=True))
+    corr = checkpoint.read(root / "ckpt" / "corr_best.pkl")
+    assert corr["config"]["flow_corr"]
+    assert "zero-initialised modules: flow_corr" in (root / "log" / "train_corr.log").read_text()
+    assert corr["model"]["flow_corr.1.proj.weight"].abs().sum() > 0  # the new module trained
+    # left out, the flag keeps the architecture of the checkpoint it starts from
+    train(_cfg(1, data, tmp_path, dry_run=True, exp_name="more", resume="corr"))
+    assert checkpoint.read(root / "ckpt" / "more_best.pkl")["config"]["flow_corr"]
+    with pytest.raises(VfiError, match="flow_corr module but this phase turns it off"):
+        train(_cfg(1, data, tmp_path, dry_run=True, exp_name="off", resume="corr", flow_corr=False))
+
+
 def test_tiny_overfit_loss_falls(tmp_path):
     # One triplet, crop = frame, augmentation off: the same batch every step, as overfitting needs.
     one = make_vimeo(tmp_path / "one", n_train=1, n_test=1, h=64, w=64)

@@ -48,6 +48,10 @@ class TrainConfig:
     model: str | None = None
     backbone_mode: str | None = None  # None: the model's own
     use_mhc: bool | None = None
+    # The experimental bilateral cost volume of the flow decoder (engine/model/corr.py); None: the
+    # model's own. Switching it on when starting from a checkpoint without it adds the module,
+    # zero-initialised, as a later phase adds its own.
+    flow_corr: bool | None = None
     feature_warp: bool = False  # phase 2 on
     texture_path: bool = False  # phase 3 on
     resume: str | None = None  # start from <resume>_best.pkl (the phase chain)

@@ -130,6 +130,8 @@ def resolve_model_config(cfg, paths, resuming: bool, override: ModelConfig | Non
         changes["backbone_mode"] = cfg.backbone_mode
     if cfg.use_mhc is not None:
         changes["use_mhc"] = cfg.use_mhc
+    if cfg.flow_corr is not None:
+        changes["flow_corr"] = cfg.flow_corr
     return base.replace(**changes)
 
 

@@ -67,6 +67,11 @@ class _TrainGroup(click.Group):
     help="Backbone of a phase-1 model (default: the model's, hybrid).",
 )
 @click.option("--use_mhc/--no_mhc", default=None, help="Manifold-constrained hyper-connections.")
+@click.option(
+    "--flow_corr/--no_flow_corr",
+    default=None,
+    help="Experimental bilateral cost volume in the flow decoder (default: the model's own, off).",
+)
 @click.option("--resume", metavar="EXP", help="Start from EXP's best weights (the phase chain).")
 @click.option(
     "--freeze_backbone",
