@@ -72,6 +72,7 @@ def test_dry_run_every_phase_then_export(data, tmp_path):
         assert (root / "ckpt" / name).is_file()
     text = (root / "log" / "train_p1.log").read_text()
     assert "checkpoint saved and resumed at step 2" in text and "loss_vgg: disabled" in text
+    assert "step 2: loss_lap" in text and "loss_total" in text  # losses reach the text log too
     assert _scalar_tags(root / "log" / "p1") == EXPECTED_TAGS  # VGG off: no loss/loss_vgg
     assert not (tmp_path / "ckpt").exists()  # a dry run never touches the real experiments
 
@@ -107,10 +108,16 @@ def test_dry_run_every_phase_then_export(data, tmp_path):
         export("nope", workdir=root)
 
 
-def test_flow_corr_switches_on_from_a_checkpoint_without_it(data, tmp_path):
+def test_flow_corr_switches_on_from_a_checkpoint_without_it_and_w_moving_logs(data, tmp_path):
     train(_cfg(1, data, tmp_path, dry_run=True, exp_name="base"), model_config=tiny_config())
     root = tmp_path / "dry_run"
-    train(_cfg(1, data, tmp_path, dry_run=True, exp_name="corr", resume="base", flow_corr=True))
+    train(
+        _cfg(
+            1, data, tmp_path, dry_run=True, exp_name="corr", resume="base", flow_corr=True,
+            w_moving=1.0,
+        )
+    )  # fmt: skip
+    assert _scalar_tags(root / "log" / "corr") == EXPECTED_TAGS | {"loss/loss_moving"}
     corr = checkpoint.read(root / "ckpt" / "corr_best.pkl")
     assert corr["config"]["flow_corr"]
     assert "zero-initialised modules: flow_corr" in (root / "log" / "train_corr.log").read_text()

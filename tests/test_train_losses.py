@@ -1,4 +1,4 @@
-"""Training losses (Laplacian, ternary, VGG19) and the VGG19 weight loading."""
+"""Training losses (Laplacian, ternary, VGG19, moving pixels) and the VGG19 weight loading."""
 
 from __future__ import annotations
 
@@ -61,6 +61,58 @@ def test_loss_total_parts_and_intermediate_predictions():
     assert coarse.grad is not None and coarse.grad.abs().sum() > 0
     only_final, _ = loss_total({"pred": pred, "preds": [coarse]}, gt, w_inter=0.0)
     assert only_final.item() == 0
+
+
+def _still_scene_with_a_square(side, size=64):
+    """A still background with a flat square of ``side`` px jumping past itself between frames."""
+    shift = side + 2
+    bg = _img(6, (1, 3, size, size)) * 0.5
+    frames = []
+    for k in range(3):  # img0, gt, img1
+        f = bg.clone()
+        x = 8 + k * shift
+        f[..., 20 : 20 + side, x : x + side] = 0.9
+        frames.append(f)
+    return frames
+
+
+def test_moving_weight_marks_the_object_in_the_middle_frame_only():
+    from train.losses import moving_weight
+
+    img0, gt, img1 = _still_scene_with_a_square(side=8)
+    w = moving_weight(gt, img0, img1)[0, 0]  # (H, W)
+    assert w.shape == (64, 64) and w.min() >= 0 and w.max() <= 1
+    assert w[20:28, 18:26].mean() > 0.9  # the square at its middle position, off both inputs'
+    assert w[40:, :].max() == 0  # still background
+    assert w[20:28, 8:16].max() == 0  # img0's square: gt is background there, as img1 is
+    assert moving_weight(img0, img0, img0).max() == 0
+
+
+def test_loss_moving_weighs_a_small_object_like_a_large_one():
+    from train.losses import loss_moving, moving_weight
+
+    values = []
+    for side in (4, 16):
+        img0, gt, img1 = _still_scene_with_a_square(side)
+        pred = (img0 + img1) / 2  # the blend: wrong on the object, right on the background
+        values.append(loss_moving(pred, gt, moving_weight(gt, img0, img1)).item())
+        # a plain mean dilutes the small object by its area
+        values.append((pred - gt).abs().mean().item())
+    small_mov, small_mean, large_mov, large_mean = values
+    assert small_mov == pytest.approx(large_mov, rel=0.25)
+    assert small_mean < 0.2 * large_mean
+
+
+def test_loss_total_adds_the_moving_term_only_when_weighted():
+    img0, gt, img1 = _still_scene_with_a_square(side=8)
+    pred = ((img0 + img1) / 2).requires_grad_(True)
+    off_total, off = loss_total({"pred": pred}, gt)
+    assert "loss_moving" not in off
+    on_total, on = loss_total({"pred": pred}, gt, w_moving=2.0, inputs=(img0, img1))
+    assert on["loss_moving"] > 0.1
+    torch.testing.assert_close(on_total, off_total + 2.0 * on["loss_moving"])
+    with pytest.raises(ValueError, match="needs inputs"):
+        loss_total({"pred": pred}, gt, w_moving=1.0)
 
 
 def test_vgg19_loads_torchvision_layout(tmp_path):

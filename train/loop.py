@@ -315,7 +315,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             optim["ema"] = checkpoint.compact(optim["ema"], torch.float16)
         checkpoint.save_latest(paths, model.state_dict(), config, meta, optim)
 
-    loss_weights = {k: getattr(cfg, k) for k in ("w_lap", "w_ter", "w_vgg", "w_inter")}
+    loss_weights = {k: getattr(cfg, k) for k in ("w_lap", "w_ter", "w_vgg", "w_inter", "w_moving")}
     step_module = TrainStep(model)
     net, frozen = step_module, None
     history = []  # (step, loss_total) at every log point
@@ -371,7 +371,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             with no_sync:
                 with autocast():
                     out = net(img0, img1, t, scale)
-                loss, parts = loss_total(out, gt, vgg=vgg, **loss_weights)
+                loss, parts = loss_total(out, gt, vgg=vgg, inputs=(img0, img1), **loss_weights)
                 if teacher is not None:
                     from train.teacher import distill_loss
 
@@ -421,6 +421,10 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                 check_finite(means["loss_total"])
                 history.append((state["step"], means["loss_total"]))
                 log.scalars(state["step"], {**means, "lr": lr})
+                # The text log gets them too (not the console): a remote run's text log is often
+                # all that comes back, its TensorBoard folder left behind.
+                losses = ", ".join(f"{k} {v:.4f}" for k, v in means.items())
+                log.info(f"step {state['step']}: {losses}, lr {lr:.3g}", echo=False)
                 log.advance(state["batch"], means["loss_total"])
                 running, n_running = {}, 0
             else:

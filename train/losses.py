@@ -8,6 +8,11 @@ All take predictions and ground truth as float (B, 3, H, W) in [0, 1] and return
   neighbours are brighter or darker than the centre), robust to brightness changes between frames.
 - ``loss_vgg``: L1 between VGG19 ImageNet features (see :mod:`train.vgg`). Only when the real
   weights are present; a random VGG would teach nothing, so the term is then off.
+- ``loss_moving`` (optional, ``w_moving``): L1 averaged over the pixels where the middle frame shows
+  something neither input frame shows at the same place (:func:`moving_weight`), per sample. A
+  small object moving across a still scene is a few per cent of the pixels and nearly vanishes
+  from the means above; here it weighs as much as a frame-filling motion (docs/results.md,
+  seventh round).
 
 :class:`Criterion` combines them on the final prediction and on the model's intermediate
 predictions (coarse to fine) into ``loss_total``.
@@ -116,6 +121,26 @@ def loss_vgg(pred: torch.Tensor, gt: torch.Tensor, vgg: nn.Module) -> torch.Tens
     return total
 
 
+MOVING_TAU = 0.1  # change (0..1) from which a pixel counts fully as moving in moving_weight
+
+
+def moving_weight(gt: torch.Tensor, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) in [0, 1]: the smaller of |gt - img0| and |gt - img1| (largest channel), ramped
+    to 1 at ``MOVING_TAU``. Zero where the middle frame equals either input (still background, and
+    the trail an object leaves in one frame); high on the object at its middle position."""
+    d = torch.minimum((gt - img0).abs(), (gt - img1).abs()).amax(1, keepdim=True)
+    return (d / MOVING_TAU).clamp(max=1.0)
+
+
+def loss_moving(pred: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Per-sample weighted mean of the L1 error (``weight`` from :func:`moving_weight`), averaged
+    over the batch. A sample with less than one pixel's worth of weight contributes its weighted
+    sum only (near zero): a still scene has nothing to learn here."""
+    err = (pred - gt).abs().mean(1, keepdim=True)  # (B, 1, H, W)
+    per_sample = (weight * err).sum((1, 2, 3)) / weight.sum((1, 2, 3)).clamp_min(1.0)  # (B,)
+    return per_sample.mean()
+
+
 def loss_total(
     out: dict,
     gt: torch.Tensor,
@@ -124,12 +149,16 @@ def loss_total(
     w_ter: float = 1.0,
     w_vgg: float = 0.05,
     w_inter: float = 0.5,
+    w_moving: float = 0.0,
     vgg: nn.Module | None = None,
+    inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The training objective for one batch and its logged parts (detached).
 
-    total = w_lap·lap + w_ter·ter + w_vgg·vgg            (final prediction ``out["pred"]``)
-          + w_inter · mean_k (w_lap·lap_k + w_ter·ter_k)  (intermediate ``out["preds"]``, if any)
+    total = w_lap·lap + w_ter·ter + w_vgg·vgg + w_moving·mov     (final prediction ``out["pred"]``)
+          + w_inter · mean_k (w_lap·lap_k + w_ter·ter_k + w_moving·mov_k)  (``out["preds"]``)
+
+    ``inputs``: (img0, img1), needed by the moving-pixel term (``w_moving`` > 0; off by default).
 
     The logged ``loss_lap``/``loss_ter``/``loss_vgg`` are those of the final prediction, so they
     compare across models with and without intermediate outputs. VGG is not applied to the
@@ -142,10 +171,19 @@ def loss_total(
     # The ground truth's pyramid and census serve the final and every intermediate prediction.
     with torch.no_grad():
         gt_bands, gt_census = laplacian_pyramid(gt), census(gt)
+        moving = None
+        if w_moving > 0:
+            if inputs is None:
+                raise ValueError("w_moving > 0 needs inputs=(img0, img1)")
+            moving = moving_weight(gt, inputs[0].float(), inputs[1].float())  # (B, 1, H, W)
     lap = loss_lap(pred, gt, gt_bands=gt_bands)
     ter = loss_ter(pred, gt, gt_census=gt_census)
     total = w_lap * lap + w_ter * ter
     parts = {"loss_lap": lap.detach(), "loss_ter": ter.detach()}
+    if moving is not None:
+        mov = loss_moving(pred, gt, moving)
+        total = total + w_moving * mov
+        parts["loss_moving"] = mov.detach()
     if vgg is not None and w_vgg > 0:
         perceptual = loss_vgg(pred, gt, vgg)
         total = total + w_vgg * perceptual
@@ -156,6 +194,7 @@ def loss_total(
         extra = sum(
             w_lap * loss_lap(p.float(), gt, gt_bands=gt_bands)
             + w_ter * loss_ter(p.float(), gt, gt_census=gt_census)
+            + (w_moving * loss_moving(p.float(), gt, moving) if moving is not None else 0.0)
             for p in inter
         )
         total = total + w_inter * extra / len(inter)

