@@ -25,6 +25,22 @@ def tiny_config(**changes):
     return cfg.replace(**changes)
 
 
+def trained_like(cfg):
+    """A model of ``cfg`` whose zero-initialised heads are not zero any more (as after training),
+    to check that switching an optional module on leaves its output unchanged."""
+    import torch
+
+    from engine.model.network import VFINet
+
+    torch.manual_seed(0)
+    model = VFINet(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("head.weight") or name.startswith("refine.out"):
+                p.normal_(0, 0.05)
+    return model.eval()
+
+
 @pytest.fixture
 def tiny_model():
     import torch

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import tiny_config, trained_like
 
 from engine.config import ModelConfig
 from engine.errors import VfiError
@@ -45,18 +45,8 @@ def test_a_displaced_pattern_scores_highest_at_its_displacement():
     assert scores.max() > 0.99
 
 
-def _trained_like(cfg):
-    torch.manual_seed(0)
-    model = VFINet(cfg)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("head.weight") or name.startswith("refine.out"):
-                p.normal_(0, 0.05)
-    return model.eval()
-
-
 def test_switching_it_on_leaves_the_output_unchanged():
-    base = _trained_like(tiny_config())
+    base = trained_like(tiny_config())
     assert not hasattr(base, "flow_corr")  # off by default: no parameters, no state-dict keys
     on = VFINet(base.config.replace(flow_corr=True)).eval()
     result = on.load_state_dict(base.state_dict(), strict=False)

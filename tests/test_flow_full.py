@@ -7,26 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import tiny_config, trained_like
 
 from engine.errors import VfiError
 from engine.model.network import VFINet
 from train import checkpoint
 
 
-def _trained_like(cfg):
-    """A model whose zero-initialised heads are not zero any more (as after training)."""
-    torch.manual_seed(0)
-    model = VFINet(cfg)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("head.weight") or name.startswith("refine.out"):
-                p.normal_(0, 0.05)
-    return model.eval()
-
-
 def test_switching_it_on_leaves_the_output_unchanged():
-    base = _trained_like(tiny_config())
+    base = trained_like(tiny_config())
     assert not hasattr(base, "flow_full")  # off by default: no parameters, no state-dict keys
     on = VFINet(base.config.replace(flow_refine_full=True)).eval()
     result = on.load_state_dict(base.state_dict(), strict=False)
