@@ -129,3 +129,74 @@ def test_triton_path_under_bf16_autocast_stays_close_to_fp32():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             low = m(u).float()
     assert _rel(low, ref) < 2e-2
+
+
+# ---------------------------------------------------------------------------------------------
+# The fused causal-conv1d kernel (optional package) against the PyTorch conv + SiLU
+
+# Relative L2 error of the fused kernel against the PyTorch path, per dtype: both accumulate the
+# 4-tap sum in fp32, so fp32 agrees to rounding and the half types to their output rounding.
+CONV_RTOL = {torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+HAS_CONV1D = importlib.util.find_spec("causal_conv1d") is not None
+
+
+def test_conv_op_selection(monkeypatch):
+    """causal_conv1d_fn is used only with CUDA and the package, and VFI_CAUSAL_CONV1D=0 wins."""
+    import sys
+    import types
+
+    from engine.model import mamba2
+
+    fake = types.ModuleType("causal_conv1d")
+    fake.causal_conv1d_fn = object()
+    monkeypatch.setitem(sys.modules, "causal_conv1d", fake)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    try:
+        mamba2.conv_op.cache_clear()
+        assert mamba2.conv_op() is fake.causal_conv1d_fn
+        monkeypatch.setenv(mamba2.CONV_ENV, "0")
+        mamba2.conv_op.cache_clear()
+        assert mamba2.conv_op() is None
+        monkeypatch.delenv(mamba2.CONV_ENV)
+        monkeypatch.setitem(sys.modules, "causal_conv1d", None)  # not installed
+        mamba2.conv_op.cache_clear()
+        assert mamba2.conv_op() is None
+    finally:
+        mamba2.conv_op.cache_clear()
+
+
+def test_conv_silu_on_cpu_is_the_pytorch_path():
+    torch.manual_seed(0)
+    m = Mamba2(16, d_state=8, headdim=8)
+    x = torch.randn(2, 23, m.conv1d.in_channels)
+    torch.testing.assert_close(m.conv_silu(x), torch.nn.functional.silu(m.causal_conv(x)))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CONV1D, reason="causal-conv1d not installed")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_fused_conv_matches_pytorch_conv(dtype):
+    """Forward and gradients (input, weight, bias) of the fused path against the PyTorch path,
+    on a slice of a wider tensor as in the layer (xbc is a view into the in_proj output)."""
+    from engine.model.mamba2 import conv_op
+
+    assert conv_op() is not None
+    torch.manual_seed(0)
+    m = Mamba2(64, d_state=32, headdim=16).cuda()  # conv channels 2*128 + 2*32 = 192
+    # As in the layer: xbc is a slice of the in_proj output (13 odd extra columns: z/dt-like),
+    # which autocast has already made bf16/fp16.
+    wide = torch.randn(3, 1000, 192 + 13, device="cuda").to(dtype)
+    outs = {}
+    for backend in ("auto", "torch"):
+        m.backend = backend
+        m.zero_grad()
+        u = wide.detach().clone().requires_grad_(True)
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            y = m.conv_silu(u[..., :192])
+        assert y.dtype == dtype
+        y.float().square().sum().backward()
+        grads = (u.grad.float(), m.conv1d.weight.grad.clone(), m.conv1d.bias.grad.clone())
+        outs[backend] = (y.float(), *grads)
+    tol = CONV_RTOL[dtype]
+    for fused, ref in zip(outs["auto"], outs["torch"]):
+        assert _rel(fused, ref) < tol * (1 if fused is outs["auto"][0] else 4)

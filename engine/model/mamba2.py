@@ -15,6 +15,13 @@ Three implementations of the SSD scan, one function each:
   recurrence between chunk states), all in PyTorch: the CPU path, and the GPU path without mamba-ssm.
 - ``mamba_ssm``'s Triton kernel ``mamba_chunk_scan_combined``, used on CUDA when importable.
 
+Two implementations of the causal depthwise conv1d + SiLU in front of the scan:
+
+- :meth:`Mamba2.causal_conv` + ``F.silu`` — PyTorch (cuDNN on CUDA): the reference and the fallback.
+- ``causal_conv1d``'s fused CUDA kernel (``causal_conv1d_fn(..., activation="silu")``), used on CUDA
+  when that package is importable and the shapes suit it (:func:`conv_op`); ``VFI_CAUSAL_CONV1D=0``
+  turns it off (e.g. to compare, or around a broken build).
+
 The recurrence always runs in float32, also under bf16/fp16 autocast: the exponentials of cumulative
 decay sums lose too much in 8-bit mantissas (see ``Mamba2.scan`` for what stays in bf16).
 """
@@ -63,6 +70,25 @@ def triton_ops():
         except ImportError:
             return None
     return None
+
+
+CONV_ENV = "VFI_CAUSAL_CONV1D"  # "0" turns the fused causal-conv1d kernel off
+
+
+@functools.lru_cache(maxsize=1)
+def conv_op():
+    """Return ``causal_conv1d_fn`` from the optional causal-conv1d package, or None.
+
+    None without CUDA, without the package (or its compiled extension), or with
+    ``VFI_CAUSAL_CONV1D=0``. Read once per process.
+    """
+    if os.environ.get(CONV_ENV, "1") == "0" or not torch.cuda.is_available():
+        return None
+    try:
+        from causal_conv1d import causal_conv1d_fn
+    except ImportError:  # also a build without its CUDA extension (causal_conv1d_cuda)
+        return None
+    return causal_conv1d_fn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +256,7 @@ class Mamba2(nn.Module):
         z, xbc, dt = torch.split(
             zxbcdt, [self.d_inner, self.d_inner + 2 * self.ngroups * self.d_state, self.nheads], -1
         )
-        xbc = F.silu(self.causal_conv(xbc))  # (B, L, Di + 2*G*N)
+        xbc = self.conv_silu(xbc)  # (B, L, Di + 2*G*N)
         x, Bm, Cm = torch.split(
             xbc, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], -1
         )
@@ -243,6 +269,23 @@ class Mamba2(nn.Module):
         y = self.norm(y.reshape(b, length, self.d_inner), z)
         # Under autocast the Linear casts for itself; otherwise match the weights' dtype.
         return self.out_proj(y if _autocast_on(u) else y.to(self.out_proj.weight.dtype))
+
+    def conv_silu(self, xbc: torch.Tensor) -> torch.Tensor:
+        """SiLU(causal depthwise conv1d over time) on (B, L, C): fused kernel or PyTorch.
+
+        The fused kernel reads (B, C, L) with channel stride 1 (our (B, L, C) memory, transposed)
+        but needs the other strides to be multiples of 8: ``xbc`` is a slice of the in_proj output,
+        whose row also holds z and dt, so it is made contiguous first (one copy of xbc; the kernel
+        then saves the separate conv output, SiLU and their copies). Weights stay in their own
+        dtype (fp32 under autocast), as the PyTorch path computes them.
+        """
+        op = conv_op() if (xbc.is_cuda and self.backend == "auto") else None
+        k = self.conv1d.kernel_size[0]
+        if op is None or xbc.shape[-1] % 8 or not 2 <= k <= 4:
+            return F.silu(self.causal_conv(xbc))
+        x = xbc.contiguous().transpose(1, 2)  # (B, C, L), channel-last strides
+        y = op(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
+        return y.transpose(1, 2)  # (B, L, C)
 
     def causal_conv(self, xbc: torch.Tensor) -> torch.Tensor:
         """Depthwise causal conv1d over time on (B, L, C), without leaving the (B, L, C) layout.
