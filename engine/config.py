@@ -61,9 +61,10 @@ class ModelConfig:
     # current flow (space-to-depth, lossless), aimed at sub-pixel accuracy on near-static texture;
     # zero-initialised. Off in every registered variant (docs/results.md, experiment s1h).
     flow_refine_full: bool = False
-    # Experimental: a bilateral local cost volume (cosine scores of the warped features over
-    # (2r+1)^2 symmetric displacements) feeding the 1/8 and 1/4 flow levels, aimed at small objects
-    # moving more than the coarse levels resolve; zero-initialised (engine/model/corr.py).
+    # A bilateral local cost volume (cosine scores of the warped features over (2r+1)^2 symmetric
+    # displacements) feeding the 1/8 and 1/4 flow levels, aimed at small objects moving more than
+    # the coarse levels resolve; zero-initialised (engine/model/corr.py). Off here so that older
+    # configs keep their meaning; on in the registry's vfi-s (engine/registry.py).
     flow_corr: bool = False
     flow_corr_radius: int = 3
     # Phase 2: flow-guided warping of the 1/8 backbone features (zero-initialised fusion).

@@ -61,7 +61,9 @@ class Variant:
     kind: str = "model"  # "model" | "baseline"
 
 
-VFI_S = ModelConfig()  # the defaults of ModelConfig are vfi-s
+# vfi-s is the defaults of ModelConfig plus the bilateral cost volume at the 1/8 and 1/4 flow
+# levels (engine/model/corr.py), which the bundled weights were trained with (docs/results.md).
+VFI_S = ModelConfig(flow_corr=True)
 
 VFI_B = ModelConfig(
     enc_dims=(32, 96, 160, 224),
@@ -95,11 +97,12 @@ VARIANTS: dict[str, Variant] = {
             description="small and fast default (hybrid Mamba2 + gated window attention)",
             config=VFI_S,
             # Trained here (docs/model_card.md): 67 H100-minutes on the real-video corpus of
-            # shared/data/train, RIFE HDv3 flow distillation; fp16, inside the package.
+            # shared/data/train, then 14 H200-minutes with the cost volume, small-object triplets
+            # and the moving-pixel loss; RIFE HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="6356d96cfff60f59c03647a250ee7d657526363a7ed9493b775410fb9693a84f",
-                size=5534266,
+                sha256="d31bc9f3e8dddd46b3aeb8774bb748a68a904a82e3d852423b1d68cb514df38d",
+                size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
                 note="early checkpoint: below the reference methods, see docs/model_card.md",
