@@ -276,8 +276,9 @@ class Mamba2(nn.Module):
         The fused kernel reads (B, C, L) with channel stride 1 (our (B, L, C) memory, transposed)
         but needs the other strides to be multiples of 8: ``xbc`` is a slice of the in_proj output,
         whose row also holds z and dt, so it is made contiguous first (one copy of xbc; the kernel
-        then saves the separate conv output, SiLU and their copies). Weights stay in their own
-        dtype (fp32 under autocast), as the PyTorch path computes them.
+        then saves the separate conv output, SiLU and their copies). The kernel takes the weights
+        in their own dtype (fp32 under autocast, where the PyTorch conv gets them cast to bf16/fp16),
+        hence the per-dtype tolerances of its parity test.
         """
         op = conv_op() if (xbc.is_cuda and self.backend == "auto") else None
         k = self.conv1d.kernel_size[0]
