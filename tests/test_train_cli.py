@@ -101,6 +101,17 @@ def test_export_command(tmp_path):
         loaded_half(x, x.flip(-1), 0.5), model(x, x.flip(-1), 0.5), atol=2e-3, rtol=1e-2
     )
 
+    # --ema: the EMA weights of the latest step (<exp>_ema.pkl); it and --latest exclude each other
+    ema = build_model(tiny_config(feature_warp=True)).state_dict()  # other weights than `model`
+    checkpoint.save_latest(
+        paths, model.state_dict(), model.config, {"step": 5}, {"train_state": {"step": 5}}, ema
+    )
+    result = _run(["export", "e", "--workdir", str(tmp_path), "--ema", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    exported = load_model(str(tmp_path / "e.safetensors")).state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in ema.items())
+    _one_error_line(_run(["export", "e", "--latest", "--ema"]), "give one of them")
+
 
 def test_average_command(tmp_path):
     from engine import load_model

@@ -3,6 +3,7 @@ overfitting, resuming (in process and after a kill), checkpoint errors, and two-
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -175,12 +176,47 @@ def test_resume_continues_step_and_optimizer(data, tmp_path):
     opt2 = checkpoint.read(tmp_path / "ckpt" / "r_optim.pkl")
     steps = {float(st["step"]) for st in opt2["optimizer"]["state"].values()}
     assert steps == {4.0}  # Adam's own counters continued (a fresh optimizer would say 2)
-    assert opt2["train_state"]["step"] == 4 and opt1["ema"] is not None
+    assert opt2["train_state"]["step"] == 4 and opt1["ema_file"] and "ema" not in opt1
     assert opt2["rng"]["torch"].dtype == torch.uint8
     from engine.loading import load_model
 
     latest = load_model(tmp_path / "ckpt" / "r.pkl")  # the engine reads training checkpoints
     assert latest.config == tiny_config()
+    # The EMA weights at the latest step are a weights file of their own, at the same step.
+    ema_record = checkpoint.read(tmp_path / "ckpt" / "r_ema.pkl")
+    assert ema_record["train"]["step"] == 4 and ema_record["train"]["ema_weights"]
+    ema_model = load_model(tmp_path / "ckpt" / "r_ema.pkl")
+    differs = [
+        not torch.equal(a, b)
+        for a, b in zip(ema_model.state_dict().values(), latest.state_dict().values())
+    ]
+    assert any(differs)  # an average, not a copy of the latest weights
+
+
+def test_resume_needs_the_ema_file_and_reads_older_layouts(data, tmp_path):
+    """A missing or out-of-step <exp>_ema.pkl is one clear error; an optimizer file that still
+    holds the EMA itself (written before the EMA file existed) resumes as before."""
+    cfg = _cfg(1, data, tmp_path, exp_name="e", epochs=1, save_interval=1, ema=0.9)
+    train(cfg, model_config=tiny_config())
+    ckpt = tmp_path / "ckpt"
+    ema_file = ckpt / "e_ema.pkl"
+    saved = ema_file.read_bytes()
+    ema_file.unlink()
+    with pytest.raises(VfiError, match=r"e_ema\.pkl is missing"):
+        train(cfg.replace(epochs=2), model_config=tiny_config())
+    record = torch.load(io.BytesIO(saved), weights_only=True)
+    record["train"]["step"] = 1
+    torch.save(record, ema_file)
+    with pytest.raises(VfiError, match="disagree"):
+        train(cfg.replace(epochs=2), model_config=tiny_config())
+    # The older layout: the EMA inside <exp>_optim.pkl, no EMA file.
+    record["train"]["step"] = 2
+    optim = checkpoint.read(ckpt / "e_optim.pkl")
+    optim["ema"], optim["ema_file"] = record["model"], False
+    torch.save(optim, ckpt / "e_optim.pkl")
+    ema_file.unlink()
+    assert train(cfg.replace(epochs=2), model_config=tiny_config())["step"] == 4
+    assert ema_file.is_file()  # written in the new layout from then on
 
 
 def test_compact_state_halves_the_optimizer_file_and_resumes(data, tmp_path):
@@ -194,8 +230,8 @@ def test_compact_state_halves_the_optimizer_file_and_resumes(data, tmp_path):
         assert st["exp_avg"].dtype == st["exp_avg_sq"].dtype == torch.bfloat16
         assert st["step"].dtype == opt_f[k]["step"].dtype  # counters exact
         assert torch.allclose(st["exp_avg_sq"].float(), opt_f[k]["exp_avg_sq"], rtol=1e-2)
-    ema_f = checkpoint.read(tmp_path / "f" / "ckpt" / "c_optim.pkl")["ema"]
-    ema_s = checkpoint.read(tmp_path / "s" / "ckpt" / "c_optim.pkl")["ema"]
+    ema_f = checkpoint.read(tmp_path / "f" / "ckpt" / "c_ema.pkl")["model"]
+    ema_s = checkpoint.read(tmp_path / "s" / "ckpt" / "c_ema.pkl")["model"]
     for k, v in ema_s.items():  # the EMA weights in fp16, within fp16's rounding of the fp32 ones
         if ema_f[k].is_floating_point():
             assert v.dtype == torch.float16

@@ -26,6 +26,9 @@ def export(
 ) -> Path:
     """Export experiment ``name`` (or a .pkl path); returns the .safetensors path.
 
+    ``which``: "best" (``<exp>_best.pkl``), "latest" (``<exp>.pkl``) or "ema" (``<exp>_ema.pkl``,
+    the EMA weights at the latest step); ignored when ``name`` is a .pkl file.
+
     ``half``: floating-point tensors as fp16 (half the size; what the package bundles). The engine
     casts them back to the model's dtype on loading.
     """
@@ -36,7 +39,7 @@ def export(
     src = Path(name)
     if not (src.suffix == ".pkl" and src.is_file()):
         paths = checkpoint.paths_for(Path(workdir) / "ckpt", name)
-        src = paths.best if which == "best" else paths.latest
+        src = {"best": paths.best, "latest": paths.latest, "ema": paths.ema}[which]
         if not src.is_file():
             raise VfiError(
                 f"no checkpoint {src}: train experiment {name!r} first (or give --workdir where "

@@ -302,9 +302,9 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             eval_weights = ema.weights_for(model) if ema else model.state_dict()
             best_meta = {**meta, "psnr": evaluated[0], "ssim": evaluated[1]}
             checkpoint.save_best(paths, eval_weights, config, best_meta)
+        ema_state = ema.state_dict() if ema else None
         optim = {
             "optimizer": optimizer.state_dict(),
-            "ema": ema.state_dict() if ema else None,
             "train_state": dict(state),
             "rng": checkpoint.rng_state(),
             "schedule": {"total_steps": total_steps, "lr": cfg.lr, "lr_floor": cfg.lr_floor},
@@ -312,8 +312,8 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         }
         if cfg.compact_state:
             optim["optimizer"] = checkpoint.compact(optim["optimizer"])
-            optim["ema"] = checkpoint.compact(optim["ema"], torch.float16)
-        checkpoint.save_latest(paths, model.state_dict(), config, meta, optim)
+            ema_state = checkpoint.compact(ema_state, torch.float16)
+        checkpoint.save_latest(paths, model.state_dict(), config, meta, optim, ema_state)
 
     loss_weights = {k: getattr(cfg, k) for k in ("w_lap", "w_ter", "w_vgg", "w_inter", "w_moving")}
     step_module = TrainStep(model)

@@ -153,7 +153,8 @@ class _TrainGroup(click.Group):
 @click.option(
     "--compact_state/--full_state",
     default=None,
-    help="Optimizer state in bf16, EMA weights in fp16 (half the size of <exp>_optim.pkl)  "
+    help="Optimizer state in bf16 (<exp>_optim.pkl), EMA weights in fp16 (<exp>_ema.pkl): half "
+    "the size  "
     "[default: full]",
 )
 @click.option(
@@ -212,13 +213,20 @@ def command(ctx, phase, dry_run, **flags):
     help="Output .safetensors file or folder  [default: <workdir>/export/NAME.safetensors]",
 )
 @click.option("--latest", is_flag=True, help="Export the latest weights instead of the best.")
+@click.option(
+    "--ema", "ema_latest", is_flag=True,
+    help="Export the EMA weights of the latest step (<exp>_ema.pkl; runs with --ema).",
+)  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing export.")
 @click.option("--half", is_flag=True, help="Store fp16 tensors (half the size; as bundled).")
-def export_command(name, workdir, out, latest, force, half):
+def export_command(name, workdir, out, latest, ema_latest, force, half):
     """Export experiment NAME's best weights as safetensors + JSON config (for --model PATH)."""
+    from engine.errors import VfiError
     from train.export import export
 
-    which = "latest" if latest else "best"
+    if latest and ema_latest:
+        raise VfiError("--latest and --ema pick different weights: give one of them")
+    which = "ema" if ema_latest else "latest" if latest else "best"
     dest = export(name, workdir=workdir, out=out, which=which, force=force, half=half)
     click.echo(str(dest))
 
