@@ -20,6 +20,7 @@ COMMANDS = {
     "probe": "probe",
     "train": "train",
     "bench": "bench",
+    "compare": "compare",
     "models": "models",
     "download-weights": "weights",
 }
