@@ -217,6 +217,9 @@ def test_resume_needs_the_ema_file_and_reads_older_layouts(data, tmp_path):
     ema_file.unlink()
     assert train(cfg.replace(epochs=2), model_config=tiny_config())["step"] == 4
     assert ema_file.is_file()  # written in the new layout from then on
+    # --ema switched off: the EMA file, now stale, goes with the next save
+    assert train(cfg.replace(epochs=3, ema=0.0), model_config=tiny_config())["step"] == 6
+    assert not ema_file.exists()
 
 
 def test_compact_state_halves_the_optimizer_file_and_resumes(data, tmp_path):

@@ -152,6 +152,8 @@ def save_latest(
             os.fsync(f.fileno())
     for _, path in files:
         os.replace(_tmp(path), path)
+    if ema_state is None:
+        paths.ema.unlink(missing_ok=True)  # from before --ema was switched off: now stale
 
 
 def compact(obj, dtype: torch.dtype = torch.bfloat16):
