@@ -41,6 +41,18 @@ def trained_like(cfg):
     return model.eval()
 
 
+def switched_on(base, prefix: str, **change):
+    """``base`` rebuilt with ``change`` (an optional module's switch) and its weights loaded: only
+    the new module's ``prefix.*`` keys may be missing, none unexpected."""
+    from engine.model.network import VFINet
+
+    on = VFINet(base.config.replace(**change)).eval()
+    result = on.load_state_dict(base.state_dict(), strict=False)
+    assert result.unexpected_keys == []
+    assert result.missing_keys and all(k.startswith(prefix) for k in result.missing_keys)
+    return on
+
+
 @pytest.fixture
 def tiny_model():
     import torch

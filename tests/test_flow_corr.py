@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config, trained_like
+from conftest import switched_on, tiny_config, trained_like
 
 from engine.config import ModelConfig
 from engine.errors import VfiError
@@ -48,10 +48,7 @@ def test_a_displaced_pattern_scores_highest_at_its_displacement():
 def test_switching_it_on_leaves_the_output_unchanged():
     base = trained_like(tiny_config())
     assert not hasattr(base, "flow_corr")  # off by default: no parameters, no state-dict keys
-    on = VFINet(base.config.replace(flow_corr=True)).eval()
-    result = on.load_state_dict(base.state_dict(), strict=False)
-    assert result.unexpected_keys == []
-    assert result.missing_keys and all(k.startswith("flow_corr.") for k in result.missing_keys)
+    on = switched_on(base, "flow_corr.", flow_corr=True)
     assert len(on.flow_corr) == len(on.flow.levels) - 1  # every level but the first
     img0, img1 = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
     with torch.no_grad():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config, trained_like
+from conftest import switched_on, tiny_config, trained_like
 
 from engine.errors import VfiError
 from engine.model.network import VFINet
@@ -17,10 +17,7 @@ from train import checkpoint
 def test_switching_it_on_leaves_the_output_unchanged():
     base = trained_like(tiny_config())
     assert not hasattr(base, "flow_full")  # off by default: no parameters, no state-dict keys
-    on = VFINet(base.config.replace(flow_refine_full=True)).eval()
-    result = on.load_state_dict(base.state_dict(), strict=False)
-    assert result.unexpected_keys == []
-    assert result.missing_keys and all(k.startswith("flow_full.") for k in result.missing_keys)
+    on = switched_on(base, "flow_full.", flow_refine_full=True)
 
     img0, img1 = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
     with torch.no_grad():

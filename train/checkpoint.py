@@ -260,6 +260,15 @@ def peek_config(paths: Paths) -> ModelConfig:
     return saved_config(read(paths.latest), paths.latest)
 
 
+def _same_step(record: dict, path: Path, step: int, optim_path: Path) -> None:
+    """A weights file must be at the optimizer state's step (files renamed back to back)."""
+    saved = record.get("train", {}).get("step")
+    if saved != step:
+        raise VfiError(
+            f"{path} (step {saved}) and {optim_path} (step {step}) disagree; delete both to start over"
+        )
+
+
 def load_resume(paths: Paths, model, optimizer, ema, config: ModelConfig) -> dict:
     """Restore weights, optimizer, EMA and RNG; return the saved train state, plus the saved
     learning-rate schedule under ``"schedule"`` (None in files that predate it)."""
@@ -274,11 +283,7 @@ def load_resume(paths: Paths, model, optimizer, ema, config: ModelConfig) -> dic
     train_state = opt.get("train_state")
     if not isinstance(train_state, dict) or "step" not in train_state:
         raise VfiError(f"{paths.optim} has no train state; it was not written by `vfi train`")
-    if record.get("train", {}).get("step") != train_state["step"]:
-        raise VfiError(
-            f"{paths.latest} (step {record.get('train', {}).get('step')}) and {paths.optim} (step "
-            f"{train_state['step']}) disagree; delete both to start over"
-        )
+    _same_step(record, paths.latest, train_state["step"], paths.optim)
     load_state(model, record["model"], paths.latest)
     try:
         optimizer.load_state_dict(opt["optimizer"])
@@ -293,11 +298,7 @@ def load_resume(paths: Paths, model, optimizer, ema, config: ModelConfig) -> dic
                     "back beside the other checkpoint files, or delete them all to start over"
                 )
             record_ema, source = read(paths.ema), paths.ema
-            if record_ema.get("train", {}).get("step") != train_state["step"]:
-                raise VfiError(
-                    f"{paths.ema} (step {record_ema.get('train', {}).get('step')}) and "
-                    f"{paths.optim} (step {train_state['step']}) disagree; delete both to start over"
-                )
+            _same_step(record_ema, paths.ema, train_state["step"], paths.optim)
             state = record_ema.get("model")
         if state is None:
             ema.reset(model)  # EMA switched on mid-run: start it from the current weights

@@ -70,7 +70,7 @@ class _TrainGroup(click.Group):
 @click.option(
     "--flow_corr/--no_flow_corr",
     default=None,
-    help="Experimental bilateral cost volume in the flow decoder (default: the model's own, off).",
+    help="Bilateral cost volume in the flow decoder (default: the model's own; on in vfi-s).",
 )
 @click.option("--resume", metavar="EXP", help="Start from EXP's best weights (the phase chain).")
 @click.option(
