@@ -77,6 +77,25 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def time_is_up(d: ddp.Dist, elapsed_s: float, max_minutes: float, step: int, every: int) -> bool:
+    """Has ``--max_minutes`` run out after this optimizer step?
+
+    Under DDP every rank must leave the loop at the same step: a rank that stops alone sends its
+    evaluation and checkpoint collectives to partners still in a gradient all-reduce, and the run
+    hangs (it did, on 2 x 2 H200s: the stop was never saved). So rank 0's clock decides, read only
+    every ``every`` steps (the log points, where the ranks already synchronise), and broadcast.
+    One process reads its own clock at every step.
+    """
+    if not max_minutes:
+        return False
+    late = elapsed_s > 60 * max_minutes
+    if not d.enabled:
+        return late
+    if step % every:
+        return False
+    return ddp.broadcast_flag(d, late)
+
+
 def run_root(cfg: TrainConfig) -> Path:
     """Where log/ and ckpt/ go: the workdir, or its dry_run/ folder (dry runs never touch a run)."""
     return Path(cfg.workdir) / "dry_run" if cfg.dry_run else Path(cfg.workdir)
@@ -431,7 +450,8 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                 log.advance(state["batch"])
             if state["step"] % cfg.save_interval == 0:
                 save()
-            if cfg.max_minutes and time.perf_counter() - t_run > 60 * cfg.max_minutes:
+            elapsed = time.perf_counter() - t_run
+            if time_is_up(d, elapsed, cfg.max_minutes, state["step"], cfg.log_interval):
                 out_of_time = True
                 break
         log.end_epoch()
