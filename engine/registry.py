@@ -97,11 +97,12 @@ VARIANTS: dict[str, Variant] = {
             description="small and fast default (hybrid Mamba2 + gated window attention)",
             config=VFI_S,
             # Trained here (docs/model_card.md): 67 H100-minutes on the real-video corpus of
-            # shared/data/train, then 14 H200-minutes with the cost volume, small-object triplets
-            # and the moving-pixel loss; RIFE HDv3 flow distillation; fp16, inside the package.
+            # shared/data/train, 14 H200-minutes with the cost volume, small-object triplets and
+            # the moving-pixel loss, then 2 x 18 H200-minutes (DDP) with that loss weighted 2;
+            # RIFE HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="d31bc9f3e8dddd46b3aeb8774bb748a68a904a82e3d852423b1d68cb514df38d",
+                sha256="9a6189731f2860400f9ab7c81dee6de75440137c7850ab2c128975257c04f6ed",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
