@@ -98,7 +98,7 @@ VARIANTS: dict[str, Variant] = {
             config=VFI_S,
             # Trained here (docs/model_card.md): 67 H100-minutes on the real-video corpus of
             # shared/data/train, 14 H200-minutes with the cost volume, small-object triplets and
-            # the moving-pixel loss, then 2 x 18 H200-minutes (DDP) with that loss weighted 2;
+            # the moving-pixel loss, then 2 x 15 H200-minutes (DDP) with that loss weighted 2;
             # RIFE HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",

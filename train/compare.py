@@ -7,7 +7,8 @@ the per-sample differences B - A: how many samples got better or worse, a paired
 interval of the mean difference, and the samples that moved most.
 
 Both results must come from the same set, with the same scoring protocol (rounding, SSIM, padding,
-flow scale, precision, TTA...) and the same samples; the model and the device may differ. PSNR and SSIM are better higher, IE (interpolation error) lower.
+flow scale, precision, TTA...) and the same samples; the model and the device may differ. PSNR and
+SSIM are better higher, IE (interpolation error) lower.
 """
 
 from __future__ import annotations
