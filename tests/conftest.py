@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+
+# Triton picks its CPU interpreter when it is imported (its tl builtins are decorated then), so
+# the choice is made here, before any test module imports it. Without CUDA the interpreter is
+# the only way to run vfi's Triton kernels (tests/test_triton_kernels.py); with CUDA they compile.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def tiny_config(**changes):

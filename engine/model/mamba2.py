@@ -15,12 +15,14 @@ Three implementations of the SSD scan, one function each:
   recurrence between chunk states), all in PyTorch: the CPU path, and the GPU path without mamba-ssm.
 - ``mamba_ssm``'s Triton kernel ``mamba_chunk_scan_combined``, used on CUDA when importable.
 
-Two implementations of the causal depthwise conv1d + SiLU in front of the scan:
+Three implementations of the causal depthwise conv1d + SiLU in front of the scan:
 
 - :meth:`Mamba2.causal_conv` + ``F.silu`` — PyTorch (cuDNN on CUDA): the reference and the fallback.
 - ``causal_conv1d``'s fused CUDA kernel (``causal_conv1d_fn(..., activation="silu")``), used on CUDA
   when that package is importable and the shapes suit it (:func:`conv_op`); ``VFI_CAUSAL_CONV1D=0``
   turns it off (e.g. to compare, or around a broken build).
+- vfi's own Triton kernel (:func:`engine.model.triton_kernels.conv_silu`), inference only, where
+  the fused kernel is absent and ``VFI_TRITON_KERNELS=1`` (:mod:`engine.model.fastpath`).
 
 The recurrence always runs in float32, also under bf16/fp16 autocast: the exponentials of cumulative
 decay sums lose too much in 8-bit mantissas (see ``Mamba2.scan`` for what stays in bf16).
@@ -37,6 +39,8 @@ import types
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from engine.model import fastpath
 
 # ---------------------------------------------------------------------------------------------
 # Optional fast path: mamba_ssm's Triton kernels
@@ -283,6 +287,9 @@ class Mamba2(nn.Module):
         op = conv_op() if (xbc.is_cuda and self.backend == "auto") else None
         k = self.conv1d.kernel_size[0]
         if op is None or xbc.shape[-1] % 8 or not 2 <= k <= 4:
+            kernels = fastpath.triton_kernels(xbc) if self.backend == "auto" else None
+            if kernels is not None:  # vfi's own kernel, inference only (VFI_TRITON_KERNELS=1)
+                return kernels.conv_silu(xbc, self.conv1d.weight, self.conv1d.bias)
             return F.silu(self.causal_conv(xbc))
         x = xbc.contiguous().transpose(1, 2)  # (B, C, L), channel-last strides
         y = op(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")

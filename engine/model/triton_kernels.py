@@ -1,0 +1,136 @@
+"""Triton inference kernels for the two memory-bound pieces of the vfi-s forward.
+
+1. :func:`conv_silu` — SiLU(causal depthwise conv1d over time) on the (B, L, C) layout of the
+   Mamba2 mixer, reading the strided ``xBC`` slice of the in_proj output as it is. The PyTorch path
+   (cuDNN's grouped conv) took 3.4 ms of a 19.3 ms 1080p forward on the H100 for 4 calls of
+   21-33 M elements each: a few hundred MB of traffic that should take ~0.1 ms.
+2. :func:`bilateral_correlation` — the 49 cosine scores of ``engine/model/corr.py`` in one pass over
+   the features, instead of 49 products and 49 channel sums, each a full-size tensor round trip
+   (~3 ms of the same forward).
+
+Both accumulate in float32 and store in the input's dtype (bf16 under autocast). Neither has a
+backward: they run only with autograd off (``torch.inference_mode``, as in ``Interpolator``), so
+training keeps the PyTorch paths. Each PyTorch path stays as the readable twin the parity tests
+compare with (``tests/test_triton_kernels.py``: on CPU through Triton's interpreter, on CUDA
+compiled).
+
+This module imports triton; :func:`engine.model.fastpath.triton_kernels` decides whether it is
+used (the ``VFI_TRITON_KERNELS`` switch) and imports it only then. ``TRITON_INTERPRET=1``, set
+before triton is imported, runs the kernels on CPU tensors (slowly; for tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import torch
+import triton
+import triton.language as tl
+
+CONV_BLOCK_L, CONV_BLOCK_C = 32, 64  # (time, channel) tile of the conv: 64 channels = 128 B rows
+CORR_BLOCK_X, CORR_BLOCK_C = 64, 32  # a row segment of 64 pixels, channels 32 at a time
+
+
+def _conv_silu_kernel(
+    x_ptr, w_ptr, b_ptr, y_ptr, L, C, stride_xb, stride_xl, stride_yb, stride_yl,
+    K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
+    """y[b, t, c] = SiLU(bias[c] + sum_k w[c, k] * x[b, t - (K-1) + k, c]); x[t < 0] = 0."""
+    pid_b, pid_l, pid_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    t = pid_l * BLOCK_L + tl.arange(0, BLOCK_L)  # (BL,) time steps
+    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)  # (BC,) channels, stride 1
+    c_ok = c < C
+    x_row = x_ptr + pid_b.to(tl.int64) * stride_xb
+    acc = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
+    for k in tl.static_range(K):
+        src = t - (K - 1) + k  # causal: only the past and present
+        m = ((src >= 0) & (src < L))[:, None] & c_ok[None, :]
+        xv = tl.load(x_row + src.to(tl.int64)[:, None] * stride_xl + c[None, :], mask=m, other=0.0)
+        wv = tl.load(w_ptr + c * K + k, mask=c_ok, other=0.0)  # (BC,)
+        acc += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + c, mask=c_ok, other=0.0).to(tl.float32)[None, :]
+    y = acc / (1.0 + tl.exp(-acc))  # SiLU
+    y_row = y_ptr + pid_b.to(tl.int64) * stride_yb
+    m = (t < L)[:, None] & c_ok[None, :]
+    out = y_row + t.to(tl.int64)[:, None] * stride_yl + c[None, :]
+    tl.store(out, y.to(y_ptr.dtype.element_ty), mask=m)
+
+
+def _corr_kernel(
+    a_ptr, b_ptr, o_ptr, H, W,
+    C: tl.constexpr, R: tl.constexpr, BLOCK_X: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
+    """o[b, k, y, x] = <a[b, :, y+dy, x+dx], b[b, :, y-dy, x-dx]>, k = (dy+R)*(2R+1) + (dx+R).
+
+    One program: one row y of one image, BLOCK_X pixels, all (2R+1)^2 displacements; features
+    outside the map count as zero. The shifted loads of neighbouring displacements hit the cache.
+    """
+    D: tl.constexpr = 2 * R + 1
+    pid_row, pid_x = tl.program_id(0), tl.program_id(1)
+    bi = pid_row // H
+    x = pid_x * BLOCK_X + tl.arange(0, BLOCK_X)  # (BX,)
+    # The row as a vector too: masks are then vector & vector only (Triton 3.9's interpreter
+    # gets a scalar & vector mask wrong).
+    y = pid_row % H + tl.zeros((BLOCK_X,), dtype=tl.int32)  # (BX,)
+    hw = H * W
+    a_img = a_ptr + bi.to(tl.int64) * C * hw
+    b_img = b_ptr + bi.to(tl.int64) * C * hw
+    o_img = o_ptr + bi.to(tl.int64) * D * D * hw
+    for i in tl.static_range(D):
+        ya, yb = y + (i - R), y - (i - R)  # frame 0 at y + dy, frame 1 at y - dy
+        row_ok = (ya >= 0) & (ya < H) & (yb >= 0) & (yb < H)
+        for j in tl.static_range(D):
+            xa, xb = x + (j - R), x - (j - R)
+            ok = (xa >= 0) & (xa < W) & (xb >= 0) & (xb < W) & row_ok  # (BX,)
+            acc = tl.zeros((BLOCK_X,), dtype=tl.float32)
+            for c0 in tl.static_range(0, C, BLOCK_C):  # C is per model level: unrolled
+                cc = c0 + tl.arange(0, BLOCK_C)  # (BC,)
+                m = (cc < C)[:, None] & ok[None, :]
+                ch = cc.to(tl.int64)[:, None] * hw
+                av = tl.load(a_img + ch + (ya * W + xa)[None, :], mask=m, other=0.0)  # (BC, BX)
+                bv = tl.load(b_img + ch + (yb * W + xb)[None, :], mask=m, other=0.0)
+                acc += tl.sum(av.to(tl.float32) * bv.to(tl.float32), axis=0)
+            out = o_img + (i * D + j) * hw + y * W + x
+            tl.store(out, acc.to(o_ptr.dtype.element_ty), mask=x < W)
+
+
+@functools.cache
+def _jitted() -> types.SimpleNamespace:
+    """The kernels, jitted on first use (compiled per shape class on CUDA; wrapped for the
+    interpreter where TRITON_INTERPRET=1 was set before triton was imported)."""
+    return types.SimpleNamespace(conv=triton.jit(_conv_silu_kernel), corr=triton.jit(_corr_kernel))
+
+
+def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """SiLU(causal depthwise conv1d) of ``xbc`` (B, L, C), channel stride 1; ``weight`` (C, 1, K).
+
+    Returns a contiguous (B, L, C) tensor of ``xbc``'s dtype.
+    """
+    b, length, c = xbc.shape
+    if xbc.stride(-1) != 1:
+        xbc = xbc.contiguous()
+    k = weight.shape[-1]
+    w = weight.reshape(c, k).contiguous()  # (C, K)
+    y = torch.empty(b, length, c, dtype=xbc.dtype, device=xbc.device)
+    grid = (b, triton.cdiv(length, CONV_BLOCK_L), triton.cdiv(c, CONV_BLOCK_C))
+    _jitted().conv[grid](
+        xbc, w, bias if bias is not None else w, y, length, c,
+        xbc.stride(0), xbc.stride(1), y.stride(0), y.stride(1),
+        K=k, HAS_BIAS=bias is not None, BLOCK_L=CONV_BLOCK_L, BLOCK_C=CONV_BLOCK_C,
+    )  # fmt: skip
+    return y
+
+
+def bilateral_correlation(n0: torch.Tensor, n1: torch.Tensor, radius: int) -> torch.Tensor:
+    """Scores of unit-normalised features n0, n1 (B, C, h, w) -> (B, (2r+1)^2, h, w), n0's dtype."""
+    n0, n1 = n0.contiguous(), n1.contiguous()
+    b, c, h, w = n0.shape
+    d = 2 * radius + 1
+    out = torch.empty(b, d * d, h, w, dtype=n0.dtype, device=n0.device)
+    grid = (b * h, triton.cdiv(w, CORR_BLOCK_X))
+    _jitted().corr[grid](
+        n0, n1, out, h, w, C=c, R=radius, BLOCK_X=CORR_BLOCK_X, BLOCK_C=CORR_BLOCK_C
+    )
+    return out

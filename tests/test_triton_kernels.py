@@ -1,0 +1,166 @@
+"""vfi's Triton inference kernels against their PyTorch twins, per dtype.
+
+On CPU the kernels run in Triton's interpreter (``TRITON_INTERPRET=1``), which executes the same
+kernel source with NumPy: index arithmetic, masks and accumulation are checked here, compiled code
+on the GPU (``-m gpu``). Skipped where triton is not installed (CPU-only torch wheels lack it).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_config, trained_like
+
+from engine.model import fastpath
+from engine.model.corr import bilateral_correlation, bilateral_correlation_reference
+from engine.model.mamba2 import Mamba2
+from engine.model.network import VFINet
+
+triton = pytest.importorskip("triton")
+# Set by tests/conftest.py on machines without CUDA, before triton was imported.
+INTERPRETER = fastpath.interpreting()
+
+# Tolerances. Conv: relative L2 error against the fp64 reference; both accumulate the K-tap sum in
+# fp32, so fp32 agrees to rounding and the half types to their output rounding (as the fused
+# causal-conv1d test). Correlation: absolute error on cosine scores in [-1, 1].
+CONV_RTOL = {torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+CORR_ATOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+@pytest.fixture
+def interpreted(monkeypatch):
+    """Kernels switched on and run by Triton's CPU interpreter."""
+    if not INTERPRETER:
+        pytest.skip("Triton was imported without its interpreter (a CUDA machine compiles instead)")
+    monkeypatch.setenv(fastpath.ENV, "1")
+
+
+def _conv_case(device: str, dtype: torch.dtype, k: int, bias: bool):
+    """A Mamba2 layer and an xBC-like input: a slice of a wider tensor, as in the layer."""
+    torch.manual_seed(k)
+    m = Mamba2(32, d_state=8, headdim=8, d_conv=k, conv_bias=bias).to(device)  # conv channels 80
+    # 75 steps: 3 time tiles, the last partial; 80 channels: 2 channel tiles, the last partial.
+    wide = torch.randn(2, 75, 80 + 7, device=device).to(dtype)
+    return m, wide[..., 3:83]
+
+
+@pytest.mark.parametrize("k, bias", [(4, True), (2, False), (3, True)])
+@pytest.mark.parametrize("dtype", list(CONV_RTOL))
+def test_conv_silu_kernel_matches_the_pytorch_conv(interpreted, dtype, k, bias):
+    m, x = _conv_case("cpu", dtype, k, bias)
+    with torch.inference_mode():
+        y = m.conv_silu(x)
+        ref = F.silu(m.double().causal_conv(x.double()))
+    assert y.dtype == dtype and y.shape == x.shape and y.is_contiguous()
+    assert _rel(y, ref) < CONV_RTOL[dtype]
+
+
+# The default radius (3) in fp32, every dtype at radius 1 (the interpreter is slow).
+@pytest.mark.parametrize(
+    "dtype, radius", [(torch.float32, 3)] + [(dtype, 1) for dtype in CORR_ATOL]
+)
+def test_correlation_kernel_matches_the_reference(interpreted, dtype, radius):
+    # 70 columns: two 64-pixel segments, the last partial; 40 channels: two channel blocks;
+    # 2 images of 4 rows: the rows outside the map at radius 3 are all of them.
+    torch.manual_seed(radius)
+    f0, f1 = torch.randn(2, 40, 4, 70), torch.randn(2, 40, 4, 70)
+    with torch.inference_mode():
+        fast = bilateral_correlation(f0.to(dtype), f1.to(dtype), radius)
+    ref = bilateral_correlation_reference(f0.to(dtype).double(), f1.to(dtype).double(), radius)
+    assert fast.dtype == dtype and fast.shape == ref.shape
+    assert (fast.double() - ref).abs().max() <= CORR_ATOL[dtype]
+
+
+def test_the_whole_model_is_unchanged_by_the_kernels(interpreted, monkeypatch):
+    """A tiny flow_corr model's frame with the kernels equals the frame without them (fp32)."""
+    model = trained_like(tiny_config(flow_corr=True)).eval()
+    with torch.no_grad():  # the cost volume's zero-initialised projections, as after training
+        for name, p in model.named_parameters():
+            if name.startswith("flow_corr.") and name.endswith("proj.weight"):
+                p.normal_(0, 0.1)
+    torch.manual_seed(0)
+    a, b = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        fast = model(a, b)
+        monkeypatch.setenv(fastpath.ENV, "0")
+        ref = model(a, b)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=0)
+
+
+def test_the_kernels_are_used_only_switched_on_without_autograd(monkeypatch):
+    cpu = torch.zeros(1)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setenv(fastpath.ENV, "1")
+    with torch.inference_mode():
+        assert fastpath.triton_kernels(cpu) is None  # a CPU tensor, no interpreter
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+        assert fastpath.triton_kernels(cpu) is not None
+        monkeypatch.setenv(fastpath.ENV, "0")
+        assert fastpath.triton_kernels(cpu) is None  # switched off
+        monkeypatch.setenv(fastpath.ENV, "1")
+    assert fastpath.triton_kernels(cpu) is None  # autograd on: training keeps the PyTorch paths
+
+
+def test_training_mode_keeps_the_pytorch_conv(interpreted):
+    """With autograd on the layer takes the differentiable PyTorch path even when switched on."""
+    m, x = _conv_case("cpu", torch.float32, 4, True)
+    x = x.detach().clone().requires_grad_(True)
+    y = m.conv_silu(x)
+    y.sum().backward()  # the Triton kernel has no backward: this would fail had it been used
+    assert x.grad is not None and m.conv1d.weight.grad is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled, on the GPU
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    monkeypatch.setenv(fastpath.ENV, "1")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", list(CONV_RTOL))
+def test_conv_silu_kernel_on_cuda(compiled, dtype):
+    m, x = _conv_case("cuda", dtype, 4, True)
+    with torch.inference_mode():
+        y = m.conv_silu(x)
+        ref = F.silu(m.double().causal_conv(x.double()))
+    assert y.dtype == dtype and y.is_cuda
+    assert _rel(y, ref) < CONV_RTOL[dtype]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", list(CORR_ATOL))
+def test_correlation_kernel_on_cuda(compiled, dtype):
+    torch.manual_seed(0)
+    f0, f1 = torch.randn(2, 96, 33, 130), torch.randn(2, 96, 33, 130)
+    with torch.inference_mode():
+        fast = bilateral_correlation(f0.cuda().to(dtype), f1.cuda().to(dtype), 3)
+    ref = bilateral_correlation_reference(f0.to(dtype).double(), f1.to(dtype).double(), 3)
+    assert (fast.cpu().double() - ref).abs().max() <= CORR_ATOL[dtype]
+
+
+@pytest.mark.gpu
+def test_the_default_model_under_bf16_is_unchanged_by_the_kernels(compiled, monkeypatch):
+    """vfi-s's frame under bf16 autocast with the kernels is as close to fp32 as without them."""
+    from engine.registry import VFI_S
+
+    torch.manual_seed(0)
+    model = VFINet(VFI_S).cuda().eval()
+    a, b = torch.rand(1, 3, 256, 448, device="cuda"), torch.rand(1, 3, 256, 448, device="cuda")
+    with torch.inference_mode():
+        monkeypatch.setenv(fastpath.ENV, "0")
+        ref = model(a, b)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            slow = model(a, b).float()
+        monkeypatch.setenv(fastpath.ENV, "1")
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            fast = model(a, b).float()
+    assert (fast - ref).abs().max() <= 2 * (slow - ref).abs().max() + 1e-3
