@@ -98,11 +98,12 @@ VARIANTS: dict[str, Variant] = {
             config=VFI_S,
             # Trained here (docs/model_card.md): 67 H100-minutes on the real-video corpus of
             # shared/data/train, 14 H200-minutes with the cost volume, small-object triplets and
-            # the moving-pixel loss, then 2 x 15 H200-minutes (DDP) with that loss weighted 2;
-            # RIFE HDv3 flow distillation; fp16, inside the package.
+            # the moving-pixel loss, then 2 x 15 H200-minutes (DDP) with that loss weighted 2,
+            # then one 4,000-step schedule of it on 4 H100s (4 x 20 minutes); RIFE HDv3 flow
+            # distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="9a6189731f2860400f9ab7c81dee6de75440137c7850ab2c128975257c04f6ed",
+                sha256="f47d9319a37183338988a3e66bedfd7c520a401ffe09d1222f65605cb61e5aaa",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
