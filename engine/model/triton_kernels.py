@@ -59,13 +59,14 @@ def _conv_silu_kernel(
 
 
 def _corr_kernel(
-    a_ptr, b_ptr, o_ptr, H, W,
+    a_ptr, b_ptr, o_ptr, H, W, sa_b, sa_c, sa_h, sa_w, sb_b, sb_c, sb_h, sb_w,
     C: tl.constexpr, R: tl.constexpr, BLOCK_X: tl.constexpr, BLOCK_C: tl.constexpr,
 ):  # fmt: skip
     """o[b, k, y, x] = <a[b, :, y+dy, x+dx], b[b, :, y-dy, x-dx]>, k = (dy+R)*(2R+1) + (dx+R).
 
     One program: one row y of one image, BLOCK_X pixels, all (2R+1)^2 displacements; features
     outside the map count as zero. The shifted loads of neighbouring displacements hit the cache.
+    a and b are read through their strides (NCHW or channels-last, as the model runs); o is NCHW.
     """
     D: tl.constexpr = 2 * R + 1
     pid_row, pid_x = tl.program_id(0), tl.program_id(1)
@@ -75,8 +76,8 @@ def _corr_kernel(
     # gets a scalar & vector mask wrong).
     y = pid_row % H + tl.zeros((BLOCK_X,), dtype=tl.int32)  # (BX,)
     hw = H * W
-    a_img = a_ptr + bi.to(tl.int64) * C * hw
-    b_img = b_ptr + bi.to(tl.int64) * C * hw
+    a_img = a_ptr + bi.to(tl.int64) * sa_b
+    b_img = b_ptr + bi.to(tl.int64) * sb_b
     o_img = o_ptr + bi.to(tl.int64) * D * D * hw
     for i in tl.static_range(D):
         ya, yb = y + (i - R), y - (i - R)  # frame 0 at y + dy, frame 1 at y - dy
@@ -88,9 +89,11 @@ def _corr_kernel(
             for c0 in tl.static_range(0, C, BLOCK_C):  # C is per model level: unrolled
                 cc = c0 + tl.arange(0, BLOCK_C)  # (BC,)
                 m = (cc < C)[:, None] & ok[None, :]
-                ch = cc.to(tl.int64)[:, None] * hw
-                av = tl.load(a_img + ch + (ya * W + xa)[None, :], mask=m, other=0.0)  # (BC, BX)
-                bv = tl.load(b_img + ch + (yb * W + xb)[None, :], mask=m, other=0.0)
+                cl = cc.to(tl.int64)[:, None]
+                pa = (ya.to(tl.int64) * sa_h + xa.to(tl.int64) * sa_w)[None, :]
+                pb = (yb.to(tl.int64) * sb_h + xb.to(tl.int64) * sb_w)[None, :]
+                av = tl.load(a_img + cl * sa_c + pa, mask=m, other=0.0)  # (BC, BX)
+                bv = tl.load(b_img + cl * sb_c + pb, mask=m, other=0.0)
                 acc += tl.sum(av.to(tl.float32) * bv.to(tl.float32), axis=0)
             out = o_img + (i * D + j) * hw + y * W + x
             tl.store(out, acc.to(o_ptr.dtype.element_ty), mask=x < W)
@@ -124,13 +127,14 @@ def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
 
 def bilateral_correlation(n0: torch.Tensor, n1: torch.Tensor, radius: int) -> torch.Tensor:
-    """Scores of unit-normalised features n0, n1 (B, C, h, w) -> (B, (2r+1)^2, h, w), n0's dtype."""
-    n0, n1 = n0.contiguous(), n1.contiguous()
+    """Scores of unit-normalised features n0, n1 (B, C, h, w), any strides -> (B, (2r+1)^2, h, w),
+    contiguous, n0's dtype."""
     b, c, h, w = n0.shape
     d = 2 * radius + 1
     out = torch.empty(b, d * d, h, w, dtype=n0.dtype, device=n0.device)
     grid = (b * h, triton.cdiv(w, CORR_BLOCK_X))
     _jitted().corr[grid](
-        n0, n1, out, h, w, C=c, R=radius, BLOCK_X=CORR_BLOCK_X, BLOCK_C=CORR_BLOCK_C
-    )
+        n0, n1, out, h, w, *n0.stride(), *n1.stride(),
+        C=c, R=radius, BLOCK_X=CORR_BLOCK_X, BLOCK_C=CORR_BLOCK_C,
+    )  # fmt: skip
     return out
