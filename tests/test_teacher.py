@@ -451,3 +451,27 @@ def test_distill_loss_window_averages_the_error_gap():
     assert parts["distill_frac"].item() == pytest.approx(81 / n)
     with pytest.raises(VfiInputError, match="odd"):
         T.distill_loss(out, teacher, gt, window=8)
+
+
+def test_texture_weight_is_mean_one_and_follows_the_gradient():
+    img = torch.zeros(2, 3, 16, 24)
+    img[0, :, :, :12] = (torch.arange(12) % 2).float()  # sample 0: stripes left, flat right
+    w = T.texture_weight(img)  # sample 1 is flat everywhere
+    assert w.shape == (2, 1, 16, 24)
+    torch.testing.assert_close(w.mean((1, 2, 3)), torch.ones(2))
+    assert w[0, 0, :, :11].min() > 1 and w[0, 0, :, 13:].abs().max() == 0
+    torch.testing.assert_close(w[1], torch.ones(1, 16, 24))
+
+
+def test_distill_loss_texture_teaches_only_where_the_image_has_texture():
+    out = _student_out(3, levels=False)
+    gt = torch.zeros(2, 3, 32, 48)
+    gt[:, :, :, :24] = (torch.arange(24) % 2).float()  # textured left half, flat right half
+    teacher = {"flow": torch.zeros(2, 4, 32, 48), "mask": out["mask"].detach(), "pred": gt}
+    uniform, _ = T.distill_loss(out, teacher, gt)
+    textured, parts = T.distill_loss(out, teacher, gt, texture=True)
+    assert uniform.item() > 0 and textured.item() > 0
+    textured.backward()
+    grad = out["flow"].grad.abs().sum((0, 1, 2))  # per column
+    assert grad[:23].min() > 0 and grad[25:].max() == 0  # the flat half is not taught
+    assert parts["distill_frac"].item() > 0.9  # the gate itself is unchanged

@@ -156,6 +156,8 @@ def test_config_validation():
         make_config(1, exp_name="a", data_path="x", still_scene=-0.5)
     with pytest.raises(VfiError, match="--w_moving cannot be negative"):
         make_config(1, exp_name="a", data_path="x", w_moving=-1)
+    assert make_config(1, exp_name="a", data_path="x", distill_texture=True).distill_texture
+    assert not make_config(1, exp_name="a", data_path="x").distill_texture  # uniform by default
     with pytest.raises(VfiError, match="--still_scene needs --small_objects"):
         make_config(1, exp_name="a", data_path="x", still_scene=0.5)
     with pytest.raises(VfiError, match="--small_objects cannot be negative"):

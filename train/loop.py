@@ -285,7 +285,8 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
     if teacher is not None:
         log.info(
             f"flow distillation from RIFE HDv3 (w_distill {cfg.w_distill}, margin "
-            f"{cfg.distill_margin}, window {cfg.distill_window})"
+            f"{cfg.distill_margin}, window {cfg.distill_window}"
+            f"{', texture-weighted' if cfg.distill_texture else ''})"
         )
     if d.is_main:
         (root / "log" / cfg.exp_name / "config.json").write_text(
@@ -404,6 +405,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                         w_flow=cfg.w_distill,
                         margin=cfg.distill_margin,
                         window=cfg.distill_window,
+                        texture=cfg.distill_texture,
                     )
                     loss = loss + extra
                     parts = {**parts, **extra_parts, "loss_total": loss.detach()}

@@ -320,6 +320,20 @@ def teacher_wins(
     return (gap > 0).float() if tau <= 0 else torch.sigmoid(gap / tau)
 
 
+def texture_weight(img: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W): |d/dx| + |d/dy| of the grey image, mean 1 per sample.
+
+    Where a flow error of d px changes a frame by about |grad I| * d, so weighting a flow loss by
+    this spends it where the frame's error is made (a flat sample gets weight 1 everywhere).
+    """
+    g = img.float().mean(1, keepdim=True)  # (B, 1, H, W)
+    gx = F.pad((g[..., :, 1:] - g[..., :, :-1]).abs(), (0, 1, 0, 0))
+    gy = F.pad((g[..., 1:, :] - g[..., :-1, :]).abs(), (0, 0, 0, 1))
+    mag = gx + gy
+    mean = mag.mean((2, 3), keepdim=True)
+    return torch.where(mean > 1e-6, mag / mean.clamp_min(1e-6), torch.ones_like(mag))
+
+
 def distill_loss(
     out: dict,
     teacher: dict,
@@ -333,6 +347,7 @@ def distill_loss(
     tau: float = 0.0,
     eps: float = 0.01,
     window: int = 1,
+    texture: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Flow (and optionally mask) distillation from the teacher, where the teacher is better.
 
@@ -340,8 +355,10 @@ def distill_loss(
     ``pred``, optionally ``flows``, coarse to fine). teacher: :class:`RifeTeacher`'s output on the
     same frames (no gradient). gt (B, 3, H, W). t: the batch's times (a float or (B,)); samples not
     at 0.5 get no distillation. ``window`` (odd): compare the two errors averaged over that
-    neighbourhood instead of per pixel. Returns ``(total, parts)``: total = w_flow * (flow + w_inter *
-    mean coarse-level flow) + w_mask * mask, and the detached unweighted parts for logging.
+    neighbourhood instead of per pixel. ``texture``: weight each pixel by the ground truth's
+    gradient magnitude, normalised to mean 1 per sample (:func:`texture_weight`). Returns
+    ``(total, parts)``: total = w_flow * (flow + w_inter * mean coarse-level flow) + w_mask * mask,
+    and the detached unweighted parts for logging.
     """
     if window < 1 or window % 2 == 0:
         raise VfiInputError(f"window must be an odd number >= 1, got {window}")
@@ -363,11 +380,14 @@ def distill_loss(
             tt = torch.as_tensor(t, dtype=torch.float32, device=flow.device).reshape(-1)
             sample_w = ((tt - 0.5).abs() < 1e-4).float().expand(b)
 
+        tex = texture_weight(gt) if texture else 1.0  # (B, 1, H, W) or 1
+
         def teach_weight(frame: torch.Tensor) -> torch.Tensor:
             wins = teacher_wins(frame, err_t, gt, margin=margin, window=window, tau=tau)
             return wins * sample_w.view(b, 1, 1, 1)
 
-        weight = teach_weight(preds[-1] if preds else out["pred"])
+        taught = teach_weight(preds[-1] if preds else out["pred"])  # (B, 1, H, W) in [0, 1]
+        weight = taught * tex
         per_level = len(preds) == len(inter) + 1
 
     flow_term = (weight * _charbonnier_epe(flow, t_flow, eps)).mean()
@@ -375,7 +395,8 @@ def distill_loss(
     for i, coarse in enumerate(inter):
         size = tuple(coarse.shape[-2:])
         with torch.no_grad():
-            w_c = F.adaptive_avg_pool2d(teach_weight(preds[i]) if per_level else weight, size)
+            w_c = (teach_weight(preds[i]) if per_level else taught) * tex
+            w_c = F.adaptive_avg_pool2d(w_c, size)
         target = _area_flow(t_flow, size)
         inter_term = inter_term + (w_c * _charbonnier_epe(coarse.float(), target, eps)).mean()
     if inter:
@@ -384,7 +405,7 @@ def distill_loss(
     parts = {
         "distill_flow": flow_term.detach(),
         "distill_inter": inter_term.detach(),
-        "distill_frac": weight.mean().detach(),  # share of pixels where the teacher taught
+        "distill_frac": taught.mean().detach(),  # share of pixels where the teacher taught
     }
     if w_mask > 0:
         mask_term = (weight * (out["mask"].float() - teacher["mask"].detach().float()).abs()).mean()

@@ -145,6 +145,12 @@ class _TrainGroup(click.Group):
     help="Compare the errors averaged over this odd window of pixels  [default: 1]",
 )
 @click.option(
+    "--distill_texture/--distill_uniform",
+    default=None,
+    help="Weight the distillation by the ground truth's gradient magnitude (where flow errors "
+    "cost PSNR)  [default: uniform]",
+)
+@click.option(
     "--max_iters_per_epoch",
     type=int,
     help="Cap on micro-batches per epoch (0: the whole dataset); fixes a run's length in steps, "
