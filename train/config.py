@@ -105,7 +105,7 @@ class TrainConfig:
     distill_window: int = 1
     # Weight the distillation per pixel by the ground truth's gradient magnitude (mean 1 per
     # sample): a flow error costs PSNR only where the image has texture. On the near-static
-    # triplets of ucf101-dev21 and drift854 the most textured 9-10 % of the pixels hold 51-58 % of
+    # triplets of ucf101-dev21 and drift854 the most textured 9-10 % of the pixels hold 54-58 % of
     # what the teacher's flow would gain (docs/results.md, tenth round). False = uniform.
     distill_texture: bool = False
     # --- bookkeeping
