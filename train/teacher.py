@@ -320,16 +320,21 @@ def teacher_wins(
     return (gap > 0).float() if tau <= 0 else torch.sigmoid(gap / tau)
 
 
+def gradient_magnitude(img: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W): |d/dx| + |d/dy| of the grey image (forward differences)."""
+    g = img.float().mean(1, keepdim=True)  # (B, 1, H, W)
+    gx = F.pad((g[..., :, 1:] - g[..., :, :-1]).abs(), (0, 1, 0, 0))
+    gy = F.pad((g[..., 1:, :] - g[..., :-1, :]).abs(), (0, 0, 0, 1))
+    return gx + gy
+
+
 def texture_weight(img: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 1, H, W): |d/dx| + |d/dy| of the grey image, mean 1 per sample.
+    """(B, 3, H, W) -> (B, 1, H, W): :func:`gradient_magnitude`, mean 1 per sample.
 
     Where a flow error of d px changes a frame by about |grad I| * d, so weighting a flow loss by
     this spends it where the frame's error is made (a flat sample gets weight 1 everywhere).
     """
-    g = img.float().mean(1, keepdim=True)  # (B, 1, H, W)
-    gx = F.pad((g[..., :, 1:] - g[..., :, :-1]).abs(), (0, 1, 0, 0))
-    gy = F.pad((g[..., 1:, :] - g[..., :-1, :]).abs(), (0, 0, 0, 1))
-    mag = gx + gy
+    mag = gradient_magnitude(img)
     mean = mag.mean((2, 3), keepdim=True)
     return torch.where(mean > 1e-6, mag / mean.clamp_min(1e-6), torch.ones_like(mag))
 
