@@ -5,7 +5,8 @@ python benchmarks/profile_model.py --res 1080p [--orders row,row_rev] [--set key
 
 ``--compile`` times ``torch.compile(model)`` (Inductor fuses the elementwise work around the
 convolutions: PReLU, concatenations, casts) instead of the eager module, still inside a CUDA graph;
-``VFI_TRITON_KERNELS=1`` in the environment switches vfi's own kernels on (engine/model/fastpath.py).
+vfi's own Triton kernels are on by default on CUDA; ``VFI_TRITON_KERNELS=0`` in the environment
+switches them off, to time the PyTorch paths (engine/model/fastpath.py).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ class Options:
     model: str | None = None  # registry name or weights path (None: registry default)
     device: str = "auto"
     precision: str = "auto"
+    compile: bool = False  # torch.compile the forward (engine.Interpolator)
     scale: str | float = "auto"
     tile: str | int | None = "auto"  # "auto", a side in pixels, or None/0 for whole frames
     batch: int = 4  # most output frames per forward (fewer where the memory budget says so)
@@ -79,6 +80,7 @@ class Plan:
     inputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     batch: int = 1  # output frames per forward (the largest up to Options.batch within the budget)
+    compile: bool = False  # torch.compile the forward
 
     @property
     def out_duration(self) -> Fraction:
@@ -113,6 +115,7 @@ class Plan:
             "tile": self.tile,
             "tiles_per_frame": self.tiles_per_frame,
             "batch": self.batch,
+            "compile": self.compile,
             "memory_estimate_bytes": self.memory_estimate,
             "memory_budget_bytes": self.memory_budget,
             "warnings": list(self.warnings),
@@ -293,6 +296,7 @@ def make_plan(
         inputs=inputs,
         warnings=warnings,
         batch=batch,
+        compile=options.compile,
     )
 
 

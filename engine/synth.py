@@ -26,8 +26,9 @@ class Synthesizer:
 
         self.plan, self.options, self.emit = plan, options, emit
         self.interp = Interpolator(
-            model, device=plan.device, precision=plan.precision, scale=plan.scale, tile=plan.tile
-        )
+            model, device=plan.device, precision=plan.precision, scale=plan.scale, tile=plan.tile,
+            compile=plan.compile,
+        )  # fmt: skip
         self.device = self.interp.device
         self.cuda = self.device.type == "cuda"
         self.depth = plan.source.travel_depth

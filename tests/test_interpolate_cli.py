@@ -202,6 +202,8 @@ def test_probe_and_dry_run_write_nothing(cfr, tmp_path):
     out = tmp_path / "o.mp4"
     r = ok("interpolate", cfr, "-o", out, "--dry-run", "--model", "blend", "--tile", "256")
     assert "whole frames" in r.output  # 64x48 needs no tiles
+    r = ok("interpolate", cfr, "-o", out, "--dry-run", "--json", "--model", "blend", "--compile")
+    assert events(r)[0]["compile"] is True
     assert list(tmp_path.iterdir()) == []
 
 

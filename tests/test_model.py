@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -160,3 +162,13 @@ def test_interpolator_many_equals_single_calls(tiny_model):
     outs = interp.many(a, b, [0.25, 0.5, 0.75])
     for t, out in zip((0.25, 0.5, 0.75), outs):
         torch.testing.assert_close(out, interp(a, b, t))
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="Inductor on CPU needs a C++ compiler")
+def test_compiled_interpolator_matches_eager(tiny_model):
+    """compile=True runs the same forward through Inductor: same frames, within fp32 rounding."""
+    a, b = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
+    eager = Interpolator(tiny_model, device="cpu")(a, b, 0.3)
+    compiled = Interpolator(tiny_model, device="cpu", compile=True)
+    assert compiled._net is not tiny_model
+    torch.testing.assert_close(compiled(a, b, 0.3), eager, atol=1e-4, rtol=0)

@@ -7,6 +7,8 @@ on the GPU (``-m gpu``). Skipped where triton is not installed (CPU-only torch w
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -112,8 +114,25 @@ def test_the_kernels_are_used_only_switched_on_without_autograd(monkeypatch):
         assert fastpath.triton_kernels(cpu) is not None
         monkeypatch.setenv(fastpath.ENV, "0")
         assert fastpath.triton_kernels(cpu) is None  # switched off
+        monkeypatch.delenv(fastpath.ENV)
+        assert fastpath.triton_kernels(cpu) is None  # default: the interpreter only when asked for
         monkeypatch.setenv(fastpath.ENV, "1")
     assert fastpath.triton_kernels(cpu) is None  # autograd on: training keeps the PyTorch paths
+
+
+def test_the_kernels_are_on_by_default_for_cuda_tensors(monkeypatch):
+    """Default on for CUDA inference (measured on an H100), off with VFI_TRITON_KERNELS=0."""
+    if fastpath._module() is None:
+        pytest.skip("triton is not installed")
+    cuda_like = types.SimpleNamespace(is_cuda=True)  # the switch reads only .is_cuda
+    monkeypatch.delenv(fastpath.ENV, raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with torch.inference_mode():
+        assert fastpath.triton_kernels(cuda_like) is not None
+        monkeypatch.setenv(fastpath.ENV, "0")
+        assert fastpath.triton_kernels(cuda_like) is None
+    monkeypatch.delenv(fastpath.ENV)
+    assert fastpath.triton_kernels(cuda_like) is None  # autograd on
 
 
 def test_training_mode_keeps_the_pytorch_conv(interpreted):

@@ -17,8 +17,8 @@ are zero (score 0).
 besides its inputs it holds one product at a time and the scores, about twice the output (an
 unfold-based version would hold (2r+1)^2 copies of the features: 2.4 GB at the 1/4 grid of a 4K
 frame). :func:`bilateral_correlation_reference` is the slow per-displacement twin the tests compare
-it with. With ``VFI_TRITON_KERNELS=1``, inference takes the Triton twin in
-``engine/model/triton_kernels.py`` instead: the same scores in one pass (``fastpath.py``).
+it with. CUDA inference takes the Triton twin in ``engine/model/triton_kernels.py`` instead (the
+same scores in one pass; ``VFI_TRITON_KERNELS=0`` turns it off, ``fastpath.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from engine.model.encoder import conv
 def bilateral_correlation(f0: torch.Tensor, f1: torch.Tensor, radius: int) -> torch.Tensor:
     """f0, f1 (B, C, h, w), warped to time t -> (B, (2r+1)^2, h, w) cosine scores."""
     kernels = fastpath.triton_kernels(f0)
-    if kernels is not None:  # one pass over the features, inference only (VFI_TRITON_KERNELS=1)
+    if kernels is not None:  # one pass over the features, inference only (fastpath.py)
         return kernels.bilateral_correlation(F.normalize(f0, dim=1), F.normalize(f1, dim=1), radius)
     h, w = f0.shape[-2:]
     r = radius

@@ -22,7 +22,8 @@ Three implementations of the causal depthwise conv1d + SiLU in front of the scan
   when that package is importable and the shapes suit it (:func:`conv_op`); ``VFI_CAUSAL_CONV1D=0``
   turns it off (e.g. to compare, or around a broken build).
 - vfi's own Triton kernel (:func:`engine.model.triton_kernels.conv_silu`), inference only, where
-  the fused kernel is absent and ``VFI_TRITON_KERNELS=1`` (:mod:`engine.model.fastpath`).
+  the fused kernel is absent: on by default on CUDA, ``VFI_TRITON_KERNELS=0`` turns it off
+  (:mod:`engine.model.fastpath`).
 
 The recurrence always runs in float32, also under bf16/fp16 autocast: the exponentials of cumulative
 decay sums lose too much in 8-bit mantissas (see ``Mamba2.scan`` for what stays in bf16).
@@ -288,7 +289,7 @@ class Mamba2(nn.Module):
         k = self.conv1d.kernel_size[0]
         if op is None or xbc.shape[-1] % 8 or not 2 <= k <= 4:
             kernels = fastpath.triton_kernels(xbc) if self.backend == "auto" else None
-            if kernels is not None:  # vfi's own kernel, inference only (VFI_TRITON_KERNELS=1)
+            if kernels is not None:  # vfi's own kernel, inference only (fastpath.py)
                 return kernels.conv_silu(xbc, self.conv1d.weight, self.conv1d.bias)
             return F.silu(self.causal_conv(xbc))
         x = xbc.contiguous().transpose(1, 2)  # (B, C, L), channel-last strides
