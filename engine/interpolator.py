@@ -91,7 +91,8 @@ class Interpolator:
         compile: run the forward through ``torch.compile`` (Inductor fuses the elementwise work
             around the convolutions; on CUDA still inside the graph). It compiles once per input
             shape, which takes a minute or two: worth it for long videos only (bundled vfi-s,
-            1080p bf16 on an H100: 13.5 -> 10.0 ms per forward). :meth:`many` stays eager.
+            1080p bf16 on an H100: 13.5 -> 10.0 ms per forward). :meth:`many` stays eager, so
+            runs with several new frames per pair are not compiled.
     """
 
     def __init__(

@@ -99,11 +99,12 @@ VARIANTS: dict[str, Variant] = {
             # Trained here (docs/model_card.md): 67 H100-minutes on the real-video corpus of
             # shared/data/train, 14 H200-minutes with the cost volume, small-object triplets and
             # the moving-pixel loss, then 2 x 15 H200-minutes (DDP) with that loss weighted 2,
-            # then one 4,000-step schedule of it on 4 H100s (4 x 20 minutes); RIFE HDv3 flow
+            # then one 4,000-step schedule of it on 4 H100s (4 x 20 minutes), then 2,500 steps
+            # with texture-weighted distillation on 2 H100s (2 x 14 minutes); RIFE HDv3 flow
             # distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="f47d9319a37183338988a3e66bedfd7c520a401ffe09d1222f65605cb61e5aaa",
+                sha256="7f6116a84d43fd11f94ff99cdd73b9242b7bd4949bec0129e7ea8d7c3a9c206b",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,

@@ -83,7 +83,7 @@ Examples:
     "--compile",
     "compile_model",
     is_flag=True,
-    help="torch.compile the model first (1-2 min once; faster per frame on long videos).",
+    help="torch.compile the model (1-2 min once; faster on long clips, one new frame per pair).",
 )
 @click.option(
     "--scale",
