@@ -59,27 +59,24 @@ class Synthesizer:
 
         Run before the other threads start: a graph capture must not overlap their CUDA calls.
         """
+        info = self.plan.source
+        per_pair = (1 / info.rate) / self.plan.timing.step  # output frames per input interval
+        several = per_pair > 2 and not self.interp.tile and hasattr(self.interp.model, "encode")
+        if self.plan.compile:  # Interpolator.many (encode once, decode per t) stays eager
+            self.emit("notice", message="--compile applies to one new frame per pair (e.g. "
+                      "--factor 2) or tiled runs: this run is not compiled" if several else
+                      "compiling the model for this frame size (once; minutes, longer on CPU)")  # fmt: skip
         if not self.cuda:
             return
         import torch
 
-        info = self.plan.source
-
         def frames():  # allocated per try: an OOM retry lowers self.batch
             return torch.zeros(self.batch, 3, info.height, info.width, device=self.device)
 
-        per_pair = (1 / info.rate) / self.plan.timing.step  # output frames per input interval
-        if per_pair > 2 and not self.interp.tile and hasattr(self.interp.model, "encode"):
-            if self.plan.compile:  # Interpolator.many (encode once, decode per t) stays eager
-                self.emit("notice", message="--compile applies to one new frame per pair "
-                          "(e.g. --factor 2) or tiled runs: this run is not compiled")  # fmt: skip
+        if several:
             ts = [(j + 1) / (int(per_pair) + 1) for j in range(int(per_pair))]
             self._with_oom_retry(lambda: self.interp.many(frames(), frames(), ts))  # eager
         else:
-            if self.plan.compile:
-                self.emit(
-                    "notice", message="compiling the model for this frame size (once, 1-2 min)"
-                )
             self._with_oom_retry(lambda: self._forward(frames(), frames(), [0.5] * self.batch))
         torch.cuda.synchronize(self.device)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from fractions import Fraction as Q
 from pathlib import Path
 
@@ -421,3 +422,20 @@ def test_parallel_segment_encoders_match_one_encoder(tmp_path):
     assert stages["model"]["frames"] == results[3].synthesized > 0
     assert stages["mux"]["frames"] == 60 and results[3].warmup >= 0
     assert not leftovers(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="Inductor on CPU needs a C++ compiler")
+def test_compile_says_so_and_gives_the_same_frames(tmp_path):
+    src = clips.make_clip(tmp_path / "c.mkv", frames=3, size=(48, 32), codec="ffv1",
+                          pix_fmt="yuv444p")  # fmt: skip
+    ok("interpolate", src, "-o", tmp_path / "eager", "--model", "blend")
+    r = ok(
+        "interpolate", src, "-o", tmp_path / "compiled", "--model", "blend", "--compile", "--json"
+    )
+    notices = [e["message"] for e in events(r) if e["event"] == "notice"]
+    assert any("compiling the model" in m for m in notices), notices
+    for x, y in zip(pngs(tmp_path / "eager"), pngs(tmp_path / "compiled"), strict=True):
+        assert np.abs(x.astype(int) - y).max() <= 1
+    r = ok("interpolate", src, "-o", tmp_path / "x4", "--model", "blend", "--compile", "--json",
+           "--factor", "4")  # fmt: skip
+    assert any("not compiled" in e["message"] for e in events(r) if e["event"] == "notice")
