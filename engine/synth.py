@@ -62,10 +62,9 @@ class Synthesizer:
         info = self.plan.source
         per_pair = (1 / info.rate) / self.plan.timing.step  # output frames per input interval
         several = per_pair > 2 and not self.interp.tile and hasattr(self.interp.model, "encode")
-        if self.plan.compile:  # Interpolator.many (encode once, decode per t) stays eager
-            self.emit("notice", message="--compile applies to one new frame per pair (e.g. "
-                      "--factor 2) or tiled runs: this run is not compiled" if several else
-                      "compiling the model for this frame size (once; minutes, longer on CPU)")  # fmt: skip
+        if self.plan.compile:
+            msg = "compiling the model for this frame size (once; minutes, longer on CPU)"
+            self.emit("notice", message=msg)
         if not self.cuda:
             return
         import torch

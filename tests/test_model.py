@@ -172,3 +172,21 @@ def test_compiled_interpolator_matches_eager(tiny_model):
     compiled = Interpolator(tiny_model, device="cpu", compile=True)
     assert compiled._net is not tiny_model
     torch.testing.assert_close(compiled(a, b, 0.3), eager, atol=1e-4, rtol=0)
+    # Interpolator.many compiles encode and decode separately: covered through the CLI with the
+    # blend model (tests/test_interpolate_cli.py); compiling them for this network too would add
+    # another ~2 minutes of Inductor C++ builds on a 2-core machine.
+
+
+@pytest.mark.gpu
+def test_compiled_interpolator_on_cuda_matches_eager():
+    """The bundled model compiled inside the CUDA graph (and in many()) against eager, bf16."""
+    torch.manual_seed(0)
+    model = load_model("vfi-s")
+    a, b = (torch.rand(1, 3, 256, 448, device="cuda") for _ in range(2))
+    eager = Interpolator(model, device="cuda", precision="bf16")
+    compiled = Interpolator(model, device="cuda", precision="bf16", compile=True)
+    ref = Interpolator(model, device="cuda", precision="fp32", cuda_graphs=False)(a, b, 0.5)
+    bf16_error = (eager(a, b, 0.5) - ref).abs().max()
+    assert (compiled(a, b, 0.5) - ref).abs().max() <= 2 * bf16_error + 1e-3
+    for x, y in zip(compiled.many(a, b, [0.25, 0.75]), eager.many(a, b, [0.25, 0.75])):
+        assert (x - y).abs().max() <= 2 * bf16_error + 1e-3

@@ -83,7 +83,7 @@ Examples:
     "--compile",
     "compile_model",
     is_flag=True,
-    help="torch.compile the model (1-2 min once; faster on long clips, one new frame per pair).",
+    help="torch.compile the model first (minutes, once per run; pays on long clips).",
 )
 @click.option(
     "--scale",
