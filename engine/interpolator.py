@@ -9,6 +9,7 @@ memory budget. Inputs and outputs follow the engine conventions: float RGB in [0
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 
 import torch
@@ -118,12 +119,10 @@ class Interpolator:
         self._graphs = _GraphCache() if cuda_graphs and self.device.type == "cuda" else None
         # Static shapes: frames (or tiles) of a run share one shape, and each new one recompiles.
         # t always arrives as a tensor (time_tensor), so new t values do not recompile.
-        self._net = torch.compile(self.model, dynamic=False) if compile else self.model
-        self._encode = getattr(self.model, "encode", None)
-        self._decode = getattr(self.model, "decode", None)
-        if compile and self._encode is not None:
-            self._encode = torch.compile(self._encode, dynamic=False)
-            self._decode = torch.compile(self._decode, dynamic=False)
+        wrap = functools.partial(torch.compile, dynamic=False) if compile else (lambda fn: fn)
+        self._net = wrap(self.model)
+        if hasattr(self.model, "encode"):  # many(): encode once, decode per t
+            self._encode, self._decode = wrap(self.model.encode), wrap(self.model.decode)
 
     @property
     def alignment(self) -> int:

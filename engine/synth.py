@@ -26,9 +26,8 @@ class Synthesizer:
 
         self.plan, self.options, self.emit = plan, options, emit
         self.interp = Interpolator(
-            model, device=plan.device, precision=plan.precision, scale=plan.scale, tile=plan.tile,
-            compile=plan.compile,
-        )  # fmt: skip
+            model, plan.device, plan.precision, plan.scale, plan.tile, compile=plan.compile
+        )
         self.device = self.interp.device
         self.cuda = self.device.type == "cuda"
         self.depth = plan.source.travel_depth
@@ -59,20 +58,20 @@ class Synthesizer:
 
         Run before the other threads start: a graph capture must not overlap their CUDA calls.
         """
-        info = self.plan.source
-        per_pair = (1 / info.rate) / self.plan.timing.step  # output frames per input interval
-        several = per_pair > 2 and not self.interp.tile and hasattr(self.interp.model, "encode")
-        if self.plan.compile:
+        if self.plan.compile:  # on CPU the compile happens at the first frame, still worth saying
             msg = "compiling the model for this frame size (once; minutes, longer on CPU)"
             self.emit("notice", message=msg)
         if not self.cuda:
             return
         import torch
 
+        info = self.plan.source
+
         def frames():  # allocated per try: an OOM retry lowers self.batch
             return torch.zeros(self.batch, 3, info.height, info.width, device=self.device)
 
-        if several:
+        per_pair = (1 / info.rate) / self.plan.timing.step  # output frames per input interval
+        if per_pair > 2 and not self.interp.tile and hasattr(self.interp.model, "encode"):
             ts = [(j + 1) / (int(per_pair) + 1) for j in range(int(per_pair))]
             self._with_oom_retry(lambda: self.interp.many(frames(), frames(), ts))  # eager
         else:

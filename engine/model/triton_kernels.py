@@ -15,8 +15,9 @@ compare with (``tests/test_triton_kernels.py``: on CPU through Triton's interpre
 compiled).
 
 This module imports triton; :func:`engine.model.fastpath.triton_kernels` decides whether it is
-used (on by default for CUDA inference; ``VFI_TRITON_KERNELS=0`` = off) and imports it only then. ``TRITON_INTERPRET=1``, set
-before triton is imported, runs the kernels on CPU tensors (slowly; for tests).
+used (on by default for CUDA inference; ``VFI_TRITON_KERNELS=0`` = off) and imports it only then.
+``TRITON_INTERPRET=1``, set before triton is imported, runs the kernels on CPU tensors (slowly;
+for tests).
 """
 
 from __future__ import annotations

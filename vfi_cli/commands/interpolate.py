@@ -129,8 +129,8 @@ Examples:
 )
 def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detect, dedup,
             dedup_threshold, no_audio, codec, crf, preset, pix_fmt, encoder_options, model, device,
-            precision, compile_model, scale, tile, batch, memory, encoders, input_fps, json_events, quiet, dry_run,
-            overwrite, resume):  # fmt: skip
+            precision, compile_model, scale, tile, batch, memory, encoders, input_fps, json_events,
+            quiet, dry_run, overwrite, resume):  # fmt: skip
     """Interpolate INPUT (a video, a frame directory, or two images) to a higher frame rate."""
     from engine.errors import VfiError
     from engine.plan import Options, make_plan, model_config_for
