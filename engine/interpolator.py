@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +109,8 @@ class Interpolator:
     ):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        if compile and (why := _cannot_compile(self.device)):
+            raise VfiError(why)
         if scale not in (1, 1.0, 0.5, 0.25):
             raise VfiError(f"scale must be 1, 0.5 or 0.25, got {scale}")
         self.scale = float(scale)
@@ -187,6 +190,23 @@ class Interpolator:
     def _forward(self, a, b, t):
         with self.autocast():
             return self._net(a, b, t, scale=self.scale) if self.scale != 1 else self._net(a, b, t)
+
+
+def _cannot_compile(device: torch.device) -> str | None:
+    """Why torch.compile cannot build its kernels on ``device`` here, or None if it can."""
+    import shutil
+
+    from engine.model import fastpath
+
+    if device.type == "cuda":  # Inductor's kernels are Triton's: a C compiler for their launchers
+        found = fastpath.c_compiler()
+        what = "a C compiler (gcc or clang, or $CC)"
+    else:  # Inductor writes C++ on CPU
+        found = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
+        what = "a C++ compiler (g++ or clang++, or $CXX)"
+    if found:
+        return None
+    return f"--compile needs {what} on this machine: install one, or run without --compile"
 
 
 class _GraphCache:

@@ -10,8 +10,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
+from engine.interpolator import _cannot_compile
 from tests import clips
 from vfi_cli.main import cli
 
@@ -424,7 +426,18 @@ def test_parallel_segment_encoders_match_one_encoder(tmp_path):
     assert not leftovers(tmp_path)
 
 
-@pytest.mark.skipif(shutil.which("c++") is None, reason="Inductor on CPU needs a C++ compiler")
+def test_compile_without_a_compiler_is_a_clear_error(cfr, tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    r = vfi("interpolate", cfr, "-o", tmp_path / "o.mp4", "--model", "blend", "--compile")
+    assert r.exit_code == 1
+    assert "--compile needs a C++ compiler" in r.output and "Traceback" not in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    _cannot_compile(torch.device("cpu")) is not None, reason="Inductor on CPU needs a C++ compiler"
+)
 def test_compile_says_so_and_gives_the_same_frames(tmp_path):
     src = clips.make_clip(tmp_path / "c.mkv", frames=3, size=(48, 32), codec="ffv1",
                           pix_fmt="yuv444p")  # fmt: skip

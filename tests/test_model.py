@@ -9,6 +9,7 @@ import torch
 
 from engine import Interpolator, VfiError, load_model
 from engine.config import BACKBONE_MODES, ModelConfig
+from engine.interpolator import _cannot_compile
 from engine.loading import build_model
 from engine.registry import VARIANTS
 
@@ -164,7 +165,9 @@ def test_interpolator_many_equals_single_calls(tiny_model):
         torch.testing.assert_close(out, interp(a, b, t))
 
 
-@pytest.mark.skipif(shutil.which("c++") is None, reason="Inductor on CPU needs a C++ compiler")
+@pytest.mark.skipif(
+    _cannot_compile(torch.device("cpu")) is not None, reason="Inductor on CPU needs a C++ compiler"
+)
 def test_compiled_interpolator_matches_eager(tiny_model):
     """compile=True runs the same forward through Inductor: same frames, within fp32 rounding."""
     a, b = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
@@ -190,3 +193,11 @@ def test_compiled_interpolator_on_cuda_matches_eager():
     assert (compiled(a, b, 0.5) - ref).abs().max() <= 2 * bf16_error + 1e-3
     for x, y in zip(compiled.many(a, b, [0.25, 0.75]), eager.many(a, b, [0.25, 0.75])):
         assert (x - y).abs().max() <= 2 * bf16_error + 1e-3
+
+
+def test_compile_without_a_compiler_is_a_clear_error(tiny_model, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(VfiError, match=r"--compile needs a C\+\+ compiler"):
+        Interpolator(tiny_model, device="cpu", compile=True)
+    Interpolator(tiny_model, device="cpu")  # without --compile nothing is needed

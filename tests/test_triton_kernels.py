@@ -197,3 +197,18 @@ def test_the_default_model_under_bf16_is_unchanged_by_the_kernels(compiled, monk
         with torch.autocast("cuda", dtype=torch.bfloat16):
             fast = model(a, b).float()
     assert (fast - ref).abs().max() <= 2 * (slow - ref).abs().max() + 1e-3
+
+
+def test_no_c_compiler_means_no_compiled_kernels(monkeypatch):
+    """Triton builds its launchers with a C compiler: without one the PyTorch paths stay."""
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    fastpath._module.cache_clear()
+    try:
+        assert fastpath.c_compiler() is None
+        assert fastpath._module() is None
+    finally:
+        fastpath._module.cache_clear()

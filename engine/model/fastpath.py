@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import types
 
 import torch
@@ -27,8 +28,15 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def c_compiler() -> str | None:
+    """The C compiler Triton builds its kernel launchers with ($CC, else gcc or clang), if any."""
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")
+
+
 @functools.lru_cache(maxsize=1)
 def _module() -> types.ModuleType | None:
+    if not interpreting() and c_compiler() is None:  # compiled kernels could not be launched
+        return None
     try:
         from engine.model import triton_kernels
     except ImportError:  # no triton (CPU-only torch wheels ship without it)
