@@ -323,6 +323,18 @@ def test_max_gap_curriculum(dataset):
     assert set(used.tolist()) == {1, 2, 3}
 
 
+def test_motion_power_favours_large_motion(corpus):
+    from train.data.corpus_dataset import CorpusDataset
+
+    def large_share(power):  # probability mass of the triplets above the median motion
+        ds = CorpusDataset(corpus[0], crop=32, threads=1, motion_power=power)
+        w = np.diff(np.concatenate([[0], ds.cum_weights]))
+        return w[ds.table[:, 3] > np.median(ds.table[:, 3])].sum() / w.sum()
+
+    uniform, default, strong = large_share(0.0), large_share(0.5), large_share(1.5)
+    assert uniform < default < strong
+
+
 # ---------------------------------------------------------------------------------------------
 # synthetic triplets
 
@@ -427,13 +439,14 @@ def test_train_flags_reach_the_corpus_loader(corpus):
         photo_prob=0.5,
         small_objects=2,
         still_scene=0.4,
+        motion_power=1.5,
     )
     ds = open_corpus(cfg).dataset
     assert ds.photo_prob == 0.5 and ds.synthetic.small_layers == (0, 2) and ds.synthetic.size == 32
-    assert ds.synthetic.still_scene == 0.4
+    assert ds.synthetic.still_scene == 0.4 and ds.motion_power == 1.5
     default = open_corpus(make_config(1, exp_name="a", train_data=str(corpus[0]), crop=32)).dataset
     assert default.photo_prob == 0.15 and default.synthetic.small_layers == (0, 0)
-    assert default.synthetic.still_scene == 0
+    assert default.synthetic.still_scene == 0 and default.motion_power == 0.5
 
 
 def test_a_still_scene_keeps_a_few_per_cent_of_its_motion(pyramids):

@@ -149,6 +149,7 @@ def open_corpus(cfg) -> Dataset:
             augment=cfg.augment,
             seed=cfg.seed,
             photo_prob=cfg.photo_prob,
+            motion_power=cfg.motion_power,
             synthetic=synthetic,
         )
     )

@@ -109,6 +109,11 @@ class _TrainGroup(click.Group):
     type=float,
     help="Share of photo triplets in which only the small objects move  [default: 0]",
 )
+@click.option(
+    "--motion_power",
+    type=float,
+    help="Draw corpus triplets with weight motion**P; higher = more large motion  [default: 0.5]",
+)
 @click.option("--mixed_ratio", metavar="A:B", help="Vimeo/corpus : X4K batches  [default: 2:1]")
 @click.option(
     "--curriculum/--no_curriculum",
