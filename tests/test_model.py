@@ -180,6 +180,21 @@ def test_compiled_interpolator_matches_eager(tiny_model):
     # another ~2 minutes of Inductor C++ builds on a 2-core machine.
 
 
+def test_the_model_traces_as_one_graph_without_warnings(tiny_model):
+    """torch.compile sees the whole forward as one graph (no graph break), and the per-shape
+    caches (pixel grids, attention masks) are traced, not warned about (engine/model/shape_cache).
+    The eager backend: Dynamo's tracing only, no compiler needed."""
+    import warnings
+
+    a, b = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        explained = torch._dynamo.explain(tiny_model)(a, b, 0.3)
+        torch._dynamo.reset()
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    assert not [w for w in caught if "lru_cache" in str(w.message)]
+
+
 @pytest.mark.gpu
 def test_compiled_interpolator_on_cuda_matches_eager():
     """The bundled model compiled inside the CUDA graph (and in many()) against eager, bf16."""

@@ -6,13 +6,13 @@ border padding). Flow is in pixels of ``x``'s resolution, channels (x, y).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
+from engine.model.shape_cache import shape_cache
 
-@functools.lru_cache(maxsize=32)
+
+@shape_cache(32)
 def _base_grid(h: int, w: int, device: str, dtype: torch.dtype) -> torch.Tensor:
     ys, xs = torch.meshgrid(
         torch.arange(h, device=device, dtype=dtype),

@@ -17,16 +17,16 @@ used by the parity tests.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.model.shape_cache import shape_cache
+
 _PAD_ID = 1_000  # region id of padding positions: never equal to a real region id (0..3)
 
 
-@functools.lru_cache(maxsize=64)
+@shape_cache(64)
 def _window_mask(h: int, w: int, ws: int, shift: int, device: str) -> torch.Tensor | None:
     """Boolean (nW, N, N) mask (True = may attend) for an h x w map, or None if nothing is masked.
 
