@@ -8,6 +8,7 @@ Phase chain:      vfi train --phase 2 --data_path vimeo_triplet --exp_name p2 --
                       --exp_name p3 --resume p2
 Export:           vfi train export p3  ->  export/p3.safetensors + export/p3.json
 Weight average:   vfi train average soup.pkl ckpt/a_best.pkl ckpt/b_best.pkl  (same architecture)
+Wider flow:       vfi train grow wide.pkl ckpt/a_best.pkl --flow_dims 128,96,96  (same output)
 Our corpus:       vfi train prepare ../shared/data/train corpus/   then   --train_data corpus/
 
 Re-running the same command resumes the experiment from its last checkpoint. Flag names use
@@ -22,13 +23,16 @@ BACKBONE_MODES = ("hybrid", "mamba2_only", "gated_attn_only")
 
 
 class _TrainGroup(click.Group):
-    """Subcommands (export, prepare, average) plus the group's own training options."""
+    """Subcommands (export, prepare, average, grow) plus the group's own training options."""
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage(ctx.command_path, "--phase N --exp_name NAME [DATA] [OPTIONS]")
         formatter.write_usage(ctx.command_path, "export NAME [OPTIONS]", prefix="       ")
         formatter.write_usage(ctx.command_path, "prepare SRC OUT [OPTIONS]", prefix="       ")
         formatter.write_usage(ctx.command_path, "average OUT.pkl A.pkl B.pkl ...", prefix="       ")
+        formatter.write_usage(
+            ctx.command_path, "grow OUT.pkl IN.pkl --flow_dims A,B,C", prefix="       "
+        )
 
 
 @click.group(
@@ -251,6 +255,31 @@ def average_command(out, inputs, force):
     from train.average import average
 
     click.echo(str(average(list(inputs), out, force=force)))
+
+
+@command.command("grow")
+@click.argument("out", type=click.Path())
+@click.argument("inp", metavar="IN", type=click.Path())
+@click.option(
+    "--flow_dims",
+    required=True,
+    metavar="A,B,C",
+    help="New hidden widths of the flow levels (1/16, 1/8, 1/4), each at least the old one.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing OUT.")
+def grow_command(out, inp, flow_dims, force):
+    """Write IN with a wider motion decoder to OUT: same frames at first, more capacity to train.
+
+    Resume a run from OUT (vfi train --resume OUT ...); train/grow.py says how it works.
+    """
+    from engine.errors import VfiError
+    from train.grow import grow
+
+    try:
+        dims = tuple(int(d) for d in flow_dims.split(","))
+    except ValueError:
+        raise VfiError(f"--flow_dims takes comma-separated integers, got {flow_dims!r}") from None
+    click.echo(str(grow(inp, out, dims, force=force)))
 
 
 @command.command("prepare")

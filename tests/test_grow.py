@@ -1,0 +1,119 @@
+"""`vfi train grow`: a wider motion decoder that starts at exactly the old model's frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import tiny_config, trained_like
+
+from engine.errors import VfiError
+from train import checkpoint
+from train.grow import widen_flow
+from vfi_cli.main import cli
+
+
+def _trained(**changes):
+    """A tiny model with every tensor moved off its initial value: the grown model must copy each
+    one (a fresh model of the same seed would otherwise match by accident)."""
+    model = trained_like(tiny_config(**changes))
+    g = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.02)
+    return model
+
+
+def _pair(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, 64, 96, generator=g), torch.rand(1, 3, 64, 96, generator=g)
+
+
+@pytest.mark.parametrize("flow_corr", [False, True])
+def test_widened_decoder_computes_the_same_frames(flow_corr):
+    model = _trained(flow_corr=flow_corr)
+    grown = widen_flow(model, (24, 20, 32))
+    assert grown.config.flow_dims == (24, 20, 32)
+    n_old = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in grown.parameters()) > n_old
+    a, b = _pair()
+    with torch.no_grad():
+        for t in (0.5, 0.25):
+            out = grown(a, b, t)
+            torch.testing.assert_close(out, model(a, b, t), atol=2e-6, rtol=0)
+    # The old model is left as it was.
+    assert model.config.flow_dims == (16, 16, 16)
+
+
+def test_the_new_channels_are_alive_and_train():
+    """New output channels are initialised (not zero), and the zero weights from new inputs into
+    old outputs get gradients at once: the extra width is used from the first step."""
+    model = _trained(flow_corr=True)
+    grown = widen_flow(model, (16, 16, 32)).train()
+    body1 = grown.flow.levels[2].body[1][0].weight  # (32, 32, 3, 3)
+    assert body1[16:].abs().sum() > 0  # new rows: fresh initialisation
+    assert body1[:16, 16:].abs().sum() == 0  # new inputs into old outputs: zero
+    a, b = _pair(1)
+    gt = torch.rand_like(a)
+    (grown(a, b, 0.5) - gt).abs().mean().backward()
+    assert body1.grad[:16, 16:].abs().sum() > 0
+    fuse = grown.refine.fuse[0][0].weight  # reads the last level's hidden state (grown)
+    assert fuse.grad[:, -16:].abs().sum() > 0
+
+
+def test_widen_refuses_what_it_cannot_grow():
+    model = trained_like(tiny_config())
+    with pytest.raises(VfiError, match="can only grow"):
+        widen_flow(model, (16, 8, 16))
+    with pytest.raises(VfiError, match="needs 3 widths"):
+        widen_flow(model, (32, 32))
+    with pytest.raises(VfiError, match="already has"):
+        widen_flow(model, (16, 16, 16))
+    with pytest.raises(VfiError, match="flow_refine_full"):
+        widen_flow(trained_like(tiny_config(flow_refine_full=True)), (16, 16, 32))
+    with pytest.raises(VfiError, match="feature_warp"):
+        widen_flow(trained_like(tiny_config(feature_warp=True)), (32, 16, 16))
+    widen_flow(trained_like(tiny_config(feature_warp=True)), (16, 16, 32))  # other levels: fine
+
+
+def _error_line(result, pattern):
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and pattern in lines[0], lines
+    assert "Traceback" not in result.output
+
+
+def test_grow_command(tmp_path):
+    from engine import load_model
+
+    model = _trained(flow_corr=True)
+    src = tmp_path / "a_best.pkl"
+    checkpoint.atomic_save(checkpoint.weights_record(model.state_dict(), model.config, {}), src)
+    before = src.read_bytes()
+    out = tmp_path / "wide.pkl"
+    run = CliRunner().invoke
+    result = run(cli, ["train", "grow", str(out), str(src), "--flow_dims", "16,24,32"])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()) == out
+    assert checkpoint.read(out)["train"]["grown_from"] == str(src)
+    grown = load_model(str(out))  # what `vfi bench --model` and `--resume` read
+    assert grown.config.flow_dims == (16, 24, 32)
+    a, b = _pair(2)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(a, b, 0.5), model(a, b, 0.5), atol=2e-6, rtol=0)
+
+    # Bad input: one line, exit 1, the input untouched, nothing half-written.
+    _error_line(
+        run(cli, ["train", "grow", str(out), str(src), "--flow_dims", "16,24,40"]), "exists"
+    )
+    _error_line(run(cli, ["train", "grow", str(tmp_path / "b.pkl"), str(src), "--flow_dims", "a,b"]),
+                "comma-separated integers")  # fmt: skip
+    _error_line(run(cli, ["train", "grow", str(src), str(src), "--flow_dims", "32,32,32"]), "input")
+    _error_line(run(cli, ["train", "grow", str(tmp_path / "c.pkl"), str(tmp_path / "none.pkl"),
+                          "--flow_dims", "32,32,32"]), "not found")  # fmt: skip
+    _error_line(run(cli, ["train", "grow", str(tmp_path / "d.pkl"), str(src), "--flow_dims",
+                          "8,8,8"]), "can only grow")  # fmt: skip
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_best.pkl", "wide.pkl"]
