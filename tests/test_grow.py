@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import tiny_config, trained_like
+from test_train_helpers import make_vimeo
 
 from engine.errors import VfiError
 from train import checkpoint
@@ -117,3 +118,24 @@ def test_grow_command(tmp_path):
                           "8,8,8"]), "can only grow")  # fmt: skip
     assert src.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_best.pkl", "wide.pkl"]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_resumes_from_the_grown_checkpoint(tmp_path):
+    """`vfi train --resume wide.pkl` builds the grown architecture from the file and trains it."""
+    model = _trained()
+    src, wide = tmp_path / "a.pkl", tmp_path / "wide.pkl"
+    checkpoint.atomic_save(checkpoint.weights_record(model.state_dict(), model.config, {}), src)
+    run = CliRunner().invoke
+    assert (
+        run(cli, ["train", "grow", str(wide), str(src), "--flow_dims", "16,16,24"]).exit_code == 0
+    )
+    vimeo = make_vimeo(tmp_path / "v", n_train=4, n_test=1)
+    args = ["train", "--phase", "1", "--exp_name", "w", "--resume", str(wide), "--crop", "32"]
+    args += ["--workdir", str(tmp_path), "--device", "cpu", "--data_path", str(vimeo)]
+    args += ["--num_workers", "0", "--batch_size", "1", "--epochs", "1", "--max_iters_per_epoch"]
+    result = run(cli, [*args, "2"])
+    assert result.exit_code == 0, result.output
+    assert "done: step 2" in (tmp_path / "log" / "train_w.log").read_text()
+    trained = checkpoint.read(tmp_path / "ckpt" / "w.pkl")
+    assert tuple(trained["config"]["flow_dims"]) == (16, 16, 24)
