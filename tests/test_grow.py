@@ -105,6 +105,20 @@ def test_grow_command(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(grown(a, b, 0.5), model(a, b, 0.5), atol=2e-6, rtol=0)
 
+    # An fp16 checkpoint (an EMA file) grows into an fp16 file with the same frames.
+    half = tmp_path / "a_ema.pkl"
+    state16 = {k: v.half() for k, v in model.state_dict().items()}
+    checkpoint.atomic_save(checkpoint.weights_record(state16, model.config, {}), half)
+    out16 = tmp_path / "wide16.pkl"
+    result = run(cli, ["train", "grow", str(out16), str(half), "--flow_dims", "16,24,32"])
+    assert result.exit_code == 0, result.output
+    assert {v.dtype for v in checkpoint.read(out16)["model"].values()} == {torch.float16}
+    model16 = load_model(str(half)).float()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load_model(str(out16)).float()(a, b, 0.5), model16(a, b, 0.5), atol=2e-6, rtol=0
+        )
+
     # Bad input: one line, exit 1, the input untouched, nothing half-written.
     _error_line(
         run(cli, ["train", "grow", str(out), str(src), "--flow_dims", "16,24,40"]), "exists"
@@ -117,7 +131,8 @@ def test_grow_command(tmp_path):
     _error_line(run(cli, ["train", "grow", str(tmp_path / "d.pkl"), str(src), "--flow_dims",
                           "8,8,8"]), "can only grow")  # fmt: skip
     assert src.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_best.pkl", "wide.pkl"]
+    names = ["a_best.pkl", "a_ema.pkl", "wide.pkl", "wide16.pkl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -19,7 +19,8 @@ How (function-preserving widening, the "Net2Net" idea with zero-initialised fan-
 Grown: the hidden widths of the flow levels (``flow_dims``), the cost-volume inputs of the 1/8 and
 1/4 levels (``flow_corr``) and the refinement's input from the last flow level. Widening the first
 level with ``feature_warp`` on, or any level with ``flow_refine_full`` on, is refused (those modules
-are not handled here). The output is a ``vfi train`` weights checkpoint of the grown config;
+are not handled here). The output is a ``vfi train`` weights checkpoint of the grown config, in
+the input's floating dtype;
 ``vfi train --resume OUT`` starts a new run from it.
 """
 
@@ -90,8 +91,15 @@ def grow(inp: str | Path, out: str | Path, flow_dims: tuple[int, ...], force: bo
     model = build_model(config)
     checkpoint.load_state(model, record["model"], inp)
     grown = widen_flow(model, flow_dims)
+    # Stored in the input's floating dtype (an fp16 EMA file stays fp16: half the bytes to carry;
+    # the old weights round-trip exactly and the zeros stay zeros).
+    dtype = next((v.dtype for v in record["model"].values() if v.is_floating_point()), None)
+    state = {
+        k: v.to(dtype) if dtype is not None and v.is_floating_point() else v
+        for k, v in grown.state_dict().items()
+    }
     meta = {"grown_from": str(inp), "flow_dims_before": list(config.flow_dims)}
     if "phase" in (record.get("train") or {}):
         meta["phase"] = record["train"]["phase"]
-    checkpoint.atomic_save(checkpoint.weights_record(grown.state_dict(), grown.config, meta), out)
+    checkpoint.atomic_save(checkpoint.weights_record(state, grown.config, meta), out)
     return out
