@@ -131,7 +131,22 @@ def test_grow_command(tmp_path):
     _error_line(run(cli, ["train", "grow", str(tmp_path / "d.pkl"), str(src), "--flow_dims",
                           "8,8,8"]), "can only grow")  # fmt: skip
     assert src.read_bytes() == before
-    names = ["a_best.pkl", "a_ema.pkl", "wide.pkl", "wide16.pkl"]
+    # An exported .safetensors file (with its .json) and a registry name grow the same way.
+    from engine import weights
+
+    export = tmp_path / "a.safetensors"
+    weights.save_weights_file(model.state_dict(), model.config, export)
+    out_st = tmp_path / "wide_st.pkl"
+    result = run(cli, ["train", "grow", str(out_st), str(export), "--flow_dims", "16,24,32"])
+    assert result.exit_code == 0, result.output
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(str(out_st))(a, b, 0.5), model(a, b, 0.5), atol=2e-6, rtol=0)  # fmt: skip
+    _error_line(run(cli, ["train", "grow", str(tmp_path / "e.pkl"), "blend", "--flow_dims", "1,1,1"]),
+                "nothing to grow")  # fmt: skip
+    _error_line(run(cli, ["train", "grow", str(tmp_path / "e.pkl"), "vfi-q", "--flow_dims", "1,1,1"]),
+                "unknown model")  # fmt: skip
+    names = ["a.json", "a.safetensors", "a_best.pkl", "a_ema.pkl", "wide.pkl", "wide16.pkl"]
+    names.append("wide_st.pkl")
     assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
@@ -154,3 +169,20 @@ def test_a_run_resumes_from_the_grown_checkpoint(tmp_path):
     assert "done: step 2" in (tmp_path / "log" / "train_w.log").read_text()
     trained = checkpoint.read(tmp_path / "ckpt" / "w.pkl")
     assert tuple(trained["config"]["flow_dims"]) == (16, 16, 24)
+
+
+def test_grow_the_bundled_model_by_name(tmp_path):
+    """`vfi train grow wide.pkl vfi-s ...`: the bundled weights, grown, give the bundled frames."""
+    from engine import load_model
+
+    out = tmp_path / "wide.pkl"
+    result = CliRunner().invoke(
+        cli, ["train", "grow", str(out), "vfi-s", "--flow_dims", "128,96,96"]
+    )
+    assert result.exit_code == 0, result.output
+    assert {v.dtype for v in checkpoint.read(out)["model"].values()} == {torch.float16}
+    a, b = _pair(3)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load_model(str(out))(a, b, 0.5), load_model("vfi-s")(a, b, 0.5), atol=1e-5, rtol=0
+        )

@@ -75,31 +75,51 @@ def widen_flow(model, flow_dims: tuple[int, ...], seed: int = 0):
     return grown
 
 
+def _read_source(inp: str) -> tuple[dict, object, dict]:
+    """(state dict, ModelConfig, provenance) of a training checkpoint, a ``.safetensors`` export
+    or a registry name with weights (``vfi-s``: the bundled file)."""
+    from engine import weights
+    from engine.registry import VARIANTS, get_variant
+
+    path = Path(inp)
+    if path.suffix in (".pkl", ".pt"):
+        record = checkpoint.read(path, fix="give a checkpoint written by `vfi train`")
+        phase = (record.get("train") or {}).get("phase")
+        return record["model"], checkpoint.saved_config(record, path), {"phase": phase}
+    if path.suffix in weights.WEIGHT_SUFFIXES or (inp not in VARIANTS and path.exists()):
+        state, config = weights.load_weights_file(path)
+        return state, config, {}
+    variant = get_variant(inp)
+    if variant.config is None:
+        raise VfiError(f"{inp} is not a network with a motion decoder; nothing to grow")
+    return weights.load_variant_weights(variant), variant.config, {}
+
+
 def grow(inp: str | Path, out: str | Path, flow_dims: tuple[int, ...], force: bool = False) -> Path:
-    """Read the checkpoint ``inp``, widen its motion decoder, write ``out``; returns ``out``."""
+    """Widen the motion decoder of ``inp`` (a ``vfi train`` checkpoint, a ``.safetensors`` export
+    or a registry name such as ``vfi-s``) and write it to ``out``; returns ``out``."""
     from engine.loading import build_model
 
-    inp, out = Path(inp), Path(out)
+    out = Path(out)
     if out.suffix != ".pkl":
         raise VfiError(f"the output is a checkpoint: name it *.pkl, got {out}")
-    if out.resolve() == inp.resolve():
+    if out.resolve() == Path(inp).resolve():
         raise VfiError(f"{out} is the input; write the grown model to a new file")
     if out.exists() and not force:
         raise VfiError(f"{out} already exists; pass --force to replace it")
-    record = checkpoint.read(inp, fix="give a checkpoint written by `vfi train`")
-    config = checkpoint.saved_config(record, inp)
+    state, config, provenance = _read_source(str(inp))
     model = build_model(config)
-    checkpoint.load_state(model, record["model"], inp)
+    checkpoint.load_state(model, state, Path(inp))
     grown = widen_flow(model, flow_dims)
     # Stored in the input's floating dtype (an fp16 EMA file stays fp16: half the bytes to carry;
     # the old weights round-trip exactly and the zeros stay zeros).
-    dtype = next((v.dtype for v in record["model"].values() if v.is_floating_point()), None)
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), None)
     state = {
         k: v.to(dtype) if dtype is not None and v.is_floating_point() else v
         for k, v in grown.state_dict().items()
     }
     meta = {"grown_from": str(inp), "flow_dims_before": list(config.flow_dims)}
-    if "phase" in (record.get("train") or {}):
-        meta["phase"] = record["train"]["phase"]
+    if provenance.get("phase") is not None:
+        meta["phase"] = provenance["phase"]
     checkpoint.atomic_save(checkpoint.weights_record(state, grown.config, meta), out)
     return out

@@ -270,7 +270,8 @@ def average_command(out, inputs, force):
 def grow_command(out, inp, flow_dims, force):
     """Write IN with a wider motion decoder to OUT: same frames at first, more capacity to train.
 
-    Resume a run from OUT (vfi train --resume OUT ...); train/grow.py says how it works.
+    IN is a training checkpoint (.pkl), an exported .safetensors file or a model name (vfi-s: the
+    bundled weights). Resume a run from OUT (vfi train --resume OUT ...); train/grow.py says how.
     """
     from engine.errors import VfiError
     from train.grow import grow
