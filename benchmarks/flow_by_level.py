@@ -48,25 +48,24 @@ def predict(model, img0, img1, inject=None) -> torch.Tensor:
     (a, size), (b, _) = pad_to(img0, model.alignment), pad_to(img1, model.alignment)
     h, w = size
     levels = model.flow.levels
-    originals = [lvl.forward for lvl in levels]
     if inject is not None:
         k, flow = inject
         if flow is not None:
             pad = (0, a.shape[-1] - w, 0, a.shape[-2] - h)
             flow = torch.nn.functional.pad(flow, pad, "replicate")
 
-        def replaced(*args, _orig=originals[k], **kwargs):
+        def replaced(*args, _orig=levels[k].forward, **kwargs):
             out_flow, mask, hidden = _orig(*args, **kwargs)
             if flow is None:  # FlowDecoder passes (f0, f1, t, img0, img1, flow, mask, corr)
                 return args[5], mask, hidden
             return resize_flow(flow, out_flow.shape[-2:]), mask, hidden
 
-        levels[k].forward = replaced
+        levels[k].forward = replaced  # an instance attribute shadows the method for this call
     try:
         pred = model.forward_train(a, b, 0.5)["pred"]
     finally:
-        for lvl, orig in zip(levels, originals):
-            lvl.forward = orig
+        if inject is not None:
+            del levels[inject[0]].forward  # the class's forward again
     return pred[..., :h, :w]
 
 
