@@ -26,6 +26,7 @@ is the model's own.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -33,40 +34,42 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.flow_vs_teacher import analysis_parser, open_analysis
+from benchmarks.flow_vs_teacher import analysis_parser, open_analysis, ours
 
 LEVEL_NAMES = ("1/16", "1/8", "1/4")
 
 
-def predict(model, img0, img1, inject=None) -> torch.Tensor:
-    """The model's frame (1, 3, H, W); ``inject = (k, flow)`` replaces level k's output flow by
-    ``flow`` (1, 4, H, W) at full resolution, resized to that level's grid; ``flow = None`` keeps
-    the flow the level received (the level's flow update is bypassed, its mask update kept)."""
+@contextlib.contextmanager
+def injected(model, k: int, flow: torch.Tensor | None):
+    """Inside the block, level k's output flow is ``flow`` (1, 4, H, W) at full resolution,
+    resized to that level's grid; ``flow = None`` keeps the flow the level received (the level's
+    flow update is bypassed, its mask update kept)."""
     from engine.interpolator import pad_to
     from engine.model.warp import resize_flow
 
-    (a, size), (b, _) = pad_to(img0, model.alignment), pad_to(img1, model.alignment)
-    h, w = size
-    levels = model.flow.levels
-    if inject is not None:
-        k, flow = inject
-        if flow is not None:
-            pad = (0, a.shape[-1] - w, 0, a.shape[-2] - h)
-            flow = torch.nn.functional.pad(flow, pad, "replicate")
+    level = model.flow.levels[k]
+    if flow is not None:  # padded as the frames are, so the resize keeps its pixel scale
+        flow = pad_to(flow, model.alignment)[0]
 
-        def replaced(*args, _orig=levels[k].forward, **kwargs):
-            out_flow, mask, hidden = _orig(*args, **kwargs)
-            if flow is None:  # FlowDecoder passes (f0, f1, t, img0, img1, flow, mask, corr)
-                return args[5], mask, hidden
-            return resize_flow(flow, out_flow.shape[-2:]), mask, hidden
+    def replaced(*args, _orig=level.forward, **kwargs):
+        out_flow, mask, hidden = _orig(*args, **kwargs)
+        if flow is None:  # FlowDecoder passes (f0, f1, t, img0, img1, flow, mask, corr)
+            return args[5], mask, hidden
+        return resize_flow(flow, out_flow.shape[-2:]), mask, hidden
 
-        levels[k].forward = replaced  # an instance attribute shadows the method for this call
+    level.forward = replaced  # an instance attribute shadows the method inside the block
     try:
-        pred = model.forward_train(a, b, 0.5)["pred"]
+        yield
     finally:
-        if inject is not None:
-            del levels[inject[0]].forward  # the class's forward again
-    return pred[..., :h, :w]
+        del level.forward  # the class's forward again
+
+
+def predict(model, img0, img1, inject=None) -> torch.Tensor:
+    """The model's frame (1, 3, H, W); ``inject = (k, flow)``: with :func:`injected` at level k."""
+    if inject is None:
+        return ours(model, img0, img1)["pred"]
+    with injected(model, *inject):
+        return ours(model, img0, img1)["pred"]
 
 
 def main() -> None:

@@ -64,12 +64,12 @@ def open_analysis(args: argparse.Namespace):
     )
 
 
-def ours(model, item) -> dict:
-    """The model's ``pred``, flow-only ``warp``, ``flow`` and ``mask`` on one triplet, replicate-
+def ours(model, img0, img1) -> dict:
+    """The model's ``pred``, flow-only ``warp``, ``flow`` and ``mask`` on one frame pair, replicate-
     padded to its alignment and cropped back: (1, C, H, W) each, C = 3, 3, 4, 1."""
     from engine.interpolator import pad_to
 
-    (a, size), (b, _) = pad_to(item.img0, model.alignment), pad_to(item.img1, model.alignment)
+    (a, size), (b, _) = pad_to(img0, model.alignment), pad_to(img1, model.alignment)
     h, w = size
     res = model.forward_train(a, b, 0.5)
     parts = {
@@ -104,7 +104,7 @@ def main() -> None:
     print("|---|" + "---|" * len(cols))
     rows = []
     for item in B.iter_items(samples):
-        o = ours(model, item)
+        o = ours(model, item.img0, item.img1)
         pred, warp, flow, mask = o["pred"], o["warp"], o["flow"], o["mask"]
         h, w = flow.shape[-2:]
         tea = teacher(item.img0, item.img1)

@@ -42,7 +42,7 @@ def main() -> None:
         if motion_p95(tea["flow"]) >= args.max_motion:
             continue
         count += 1
-        o = ours(model, item)
+        o = ours(model, item.img0, item.img1)
         warp, flow, mask = o["warp"], o["flow"], o["mask"]
         swapped = _blend(item.img0, item.img1, tea["flow"], mask)
         # (H, W): > 0 where the teacher's flow helps

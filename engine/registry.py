@@ -101,7 +101,7 @@ VARIANTS: dict[str, Variant] = {
             # the moving-pixel loss, then 2 x 15 H200-minutes (DDP) with that loss weighted 2,
             # then one 4,000-step schedule of it on 4 H100s (4 x 20 minutes), then 2,500 steps
             # with texture-weighted distillation on 2 H100s (2 x 14 minutes), then one more
-            # 2,750-step schedule of that recipe on 2 H200s (2 x 15 minutes); RIFE HDv3 flow
+            # 2,750-step schedule of that recipe on 2 H200s (2 x 14 minutes); RIFE HDv3 flow
             # distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",

@@ -33,12 +33,7 @@ def average(inputs: list[str | Path], out: str | Path, force: bool = False) -> P
     out = Path(out)
     if len(paths) < MIN_INPUTS:
         raise VfiError(f"give at least {MIN_INPUTS} checkpoints to average, got {len(paths)}")
-    if out.suffix != ".pkl":
-        raise VfiError(f"the output is a checkpoint: name it *.pkl, got {out}")
-    if out.resolve() in {p.resolve() for p in paths}:
-        raise VfiError(f"{out} is one of the inputs; write the average to a new file")
-    if out.exists() and not force:
-        raise VfiError(f"{out} already exists; pass --force to replace it")
+    checkpoint.check_new_output(out, paths, force, "the average")
 
     records = [checkpoint.read(p, fix="give checkpoints written by `vfi train`") for p in paths]
     first, config = records[0], checkpoint.saved_config(records[0], paths[0])

@@ -117,6 +117,18 @@ def weights_record(state: dict, config: ModelConfig, meta: dict) -> dict:
     return {"format": FORMAT, "model": cpu_state(state), "config": config.to_dict(), "train": meta}
 
 
+def check_new_output(out: Path, inputs: list[Path], force: bool, what: str) -> None:
+    """One-line errors for a checkpoint a command derives from ``inputs`` (``vfi train average``,
+    ``grow``): a ``.pkl`` name, none of the inputs, and no existing file unless ``force``."""
+    if out.suffix != ".pkl":
+        raise VfiError(f"the output is a checkpoint: name it *.pkl, got {out}")
+    if out.resolve() in {Path(p).resolve() for p in inputs}:
+        which = "one of the inputs" if len(inputs) > 1 else "the input"
+        raise VfiError(f"{out} is {which}; write {what} to a new file")
+    if out.exists() and not force:
+        raise VfiError(f"{out} already exists; pass --force to replace it")
+
+
 def rng_state() -> dict:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():

@@ -101,12 +101,7 @@ def grow(inp: str | Path, out: str | Path, flow_dims: tuple[int, ...], force: bo
     from engine.loading import build_model
 
     out = Path(out)
-    if out.suffix != ".pkl":
-        raise VfiError(f"the output is a checkpoint: name it *.pkl, got {out}")
-    if out.resolve() == Path(inp).resolve():
-        raise VfiError(f"{out} is the input; write the grown model to a new file")
-    if out.exists() and not force:
-        raise VfiError(f"{out} already exists; pass --force to replace it")
+    checkpoint.check_new_output(out, [Path(inp)], force, "the grown model")
     state, config, provenance = _read_source(str(inp))
     model = build_model(config)
     checkpoint.load_state(model, state, Path(inp))
