@@ -101,11 +101,11 @@ VARIANTS: dict[str, Variant] = {
             # the moving-pixel loss, then 2 x 15 H200-minutes (DDP) with that loss weighted 2,
             # then one 4,000-step schedule of it on 4 H100s (4 x 20 minutes), then 2,500 steps
             # with texture-weighted distillation on 2 H100s (2 x 14 minutes), then one more
-            # 2,750-step schedule of that recipe on 2 H200s (2 x 14 minutes); RIFE HDv3 flow
-            # distillation; fp16, inside the package.
+            # 2,750-step schedule of that recipe on 2 H200s (2 x 14 minutes), twice; RIFE HDv3
+            # flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="568a55e095c3965a4e9813f408e3c2b3b7187f29852821510b32e6c47f14c2e5",
+                sha256="e6170532687846bf1cae3faa9782f9d758081d5677ba690ad9232cc83d4218ac",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
