@@ -1,0 +1,63 @@
+"""benchmarks/gap_linearity.py: per-gap sampling with the loader's weights, and the scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from clips import make_clip
+
+from benchmarks.gap_linearity import draw_rows, measure, row_weights, summarise
+
+GAPS = (1, 2, 4)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from train.data.corpus import prepare_corpus
+    from train.data.corpus_dataset import CorpusDataset
+
+    src = tmp_path_factory.mktemp("train")
+    (src / "videos").mkdir()
+    for k in range(2):  # a square moving steadily over a gradient, two colour schemes
+        make_clip(src / "videos" / f"{k}.mp4", frames=20, size=(96, 64), scenes=[k] * 20)
+    out = tmp_path_factory.mktemp("cache") / "corpus"
+    prepare_corpus(src, out, pack_mb=1, gaps=GAPS, workers=1)
+    torch.manual_seed(0)
+    return CorpusDataset(out, crop=32, threads=1)
+
+
+class BlendTeacher:
+    """Predicts the blend and a constant flow of ``shift`` px in x: margins 0, known motion."""
+
+    def __init__(self, shift: float = 0.0):
+        self.shift = shift
+
+    def __call__(self, a, b):
+        flow = torch.zeros(a.shape[0], 4, *a.shape[2:])
+        flow[:, 0], flow[:, 2] = -self.shift, self.shift
+        return {"flow": flow, "pred": (a + b) / 2}
+
+
+def test_rows_are_drawn_from_the_asked_gap_by_the_loaders_weights(dataset):
+    rng = np.random.default_rng(0)
+    w = row_weights(dataset)
+    assert w.shape == (len(dataset.table),) and (w >= 0).all() and w.sum() > 0
+    for g in GAPS:
+        rows = draw_rows(dataset, g, 50, rng)
+        assert len(rows) == 50 and (dataset.table[rows, 1] == g).all()
+    with pytest.raises(ValueError, match="no gap-3 triplets"):
+        draw_rows(dataset, 3, 5, rng)
+
+
+def test_a_teacher_that_blends_has_zero_margin_and_its_motion_is_read(dataset):
+    rows = measure(dataset, BlendTeacher(shift=1.5), per_gap=6, crop=32, seed=0)
+    assert sorted({r["gap"] for r in rows}) == list(GAPS)
+    assert all(r["teacher"] == r["blend"] for r in rows)
+    assert all(r["motion"] == pytest.approx(3.0) for r in rows)  # 2 x |1.5 px|
+    assert all(np.isfinite(r["blend"]) and r["blend"] > 10 for r in rows)
+    table = summarise(rows)
+    lines = table.splitlines()
+    assert len(lines) == 2 + len(GAPS)  # header, rule, one line per gap
+    assert len({line.count("|") for line in lines}) == 1  # every line has the header's columns
+    assert "| 1 | 6 | +0.00 (6) |" in table and "0% |" in table
