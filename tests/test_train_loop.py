@@ -365,15 +365,23 @@ def test_dry_run_on_our_corpus_with_curriculum(data, tmp_path):
     make_clip(src / "videos" / "pan.mp4", frames=16, size=(96, 64))
     save_png(src / "photos" / "p.png", texture(96, 128, seed=9))
     prepare_corpus(src, tmp_path / "corpus", workers=1)
+    # Teacher-checked triplets: mark the clip's gap-3 triplets as ones the teacher could not beat
+    # the blend on; the run drops them and says how many.
+    index = json.loads((tmp_path / "corpus" / "index.json").read_text())
+    starts = index["clips"]["videos/pan.mp4"]["triplets"]["3"]["start"]
+    record = {"clips": {"videos/pan.mp4": {"3": {"start": starts, "margin": [-2.0] * len(starts)}}}}
+    (tmp_path / "margins.json").write_text(json.dumps(record))
     cfg = _cfg(
         1, data, tmp_path, dry_run=True, exp_name="own", data_path=None,
         train_data=str(tmp_path / "corpus"), val_path=str(data["dvf"]), curriculum=True,
+        triplet_margins=str(tmp_path / "margins.json"), min_teacher_margin=0.5,
     )  # fmt: skip
     s = train(cfg, model_config=tiny_config())
     assert s["step"] == 4
     text = (tmp_path / "dry_run" / "log" / "train_own.log").read_text()
     assert "corpus gap <= 1, synthetic motion x0.50" in text  # epoch 1 of 2: the ramp starts
     assert "corpus gap <= 3, synthetic motion x1.00" in text
+    assert starts and f"{len(starts)} dropped with a margin below 0.5 dB" in text
 
 
 def test_vgg_term_is_used_and_logged_when_the_weights_are_installed(data, tmp_path):

@@ -74,6 +74,11 @@ class TrainConfig:
     # normalised): 0.5 gives triplets moving > 8 px 21 % of the draws, 1.0 gives 35 % (> 16 px:
     # 4 % -> 9 %). Higher favours large motion, where the gap to RIFE grows (docs/results.md).
     motion_power: float = 0.5
+    # Teacher-checked triplets (`vfi train check-triplets`): drop corpus triplets on which RIFE HDv3
+    # beat the linear blend by less than min_teacher_margin dB (their middle frame is not
+    # determined by the neighbours: docs/data.md, "Wider gaps"). None = no filter.
+    triplet_margins: str | None = None
+    min_teacher_margin: float = 0.0
     x4k_scale: float = 0.5  # flow estimated at this fraction of the resolution on X4K batches
     num_workers: int = 8
     # --- optimisation
@@ -246,6 +251,12 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError(f"--small_objects cannot be negative, got {cfg.small_objects}")
     if cfg.motion_power < 0:
         raise VfiError(f"--motion_power cannot be negative (0 = uniform), got {cfg.motion_power}")
+    if cfg.triplet_margins and not cfg.train_data:
+        raise VfiError("--triplet_margins filters --train_data: give the corpus it was written for")
+    if cfg.min_teacher_margin and not cfg.triplet_margins:
+        raise VfiError(
+            "--min_teacher_margin needs --triplet_margins (from `vfi train check-triplets`)"
+        )
     if cfg.still_scene > 0 and not cfg.small_objects:
         raise VfiError("--still_scene needs --small_objects N: in a still scene only they move")
     if cfg.x4k_scale not in (1.0, 0.5, 0.25):

@@ -288,6 +288,13 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             f"{cfg.distill_margin}, window {cfg.distill_window}"
             f"{', texture-weighted' if cfg.distill_texture else ''})"
         )
+    if cfg.triplet_margins:
+        corpus = [p for _, ds, _ in sources for p in getattr(ds, "datasets", [ds])]
+        dropped = sum(getattr(p, "dropped_by_teacher", 0) for p in corpus)
+        log.info(
+            f"teacher-checked triplets ({cfg.triplet_margins}): {dropped} dropped with a margin "
+            f"below {cfg.min_teacher_margin} dB over the blend"
+        )
     if d.is_main:
         (root / "log" / cfg.exp_name / "config.json").write_text(
             json.dumps({"train": cfg.to_dict(), "model": config.to_dict()}, indent=1)

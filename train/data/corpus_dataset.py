@@ -67,6 +67,9 @@ class CorpusDataset(Dataset):
         motion_power: sampling weight = max(motion, 0.5 px) ** motion_power (0 = uniform).
         min_motion: drop triplets whose motion score is below this (px), e.g. for a large-motion
             dataset with ``crop=384``.
+        margins: a record of `vfi train check-triplets` (dict or path): with ``min_margin``,
+            drop the triplets on which the teacher beat the linear blend by less than
+            ``min_margin`` dB (``train/data/triplet_check.py``); unscored triplets stay.
         zoom_prob: chance to take a window up to 2x the crop from a large frame and scale it down
             (more context per crop, lower-resolution statistics).
         augment: True for flips, rot90, temporal and channel reversal; a callable
@@ -89,6 +92,8 @@ class CorpusDataset(Dataset):
         third_prob: float = 0.1,
         motion_power: float = 0.5,
         min_motion: float = 0.0,
+        margins: dict | str | os.PathLike | None = None,
+        min_margin: float = 0.0,
         zoom_prob: float = 0.25,
         augment: bool | Callable = True,
         samples_per_epoch: int | None = None,
@@ -110,6 +115,13 @@ class CorpusDataset(Dataset):
         entries, photo_paths, index_gaps = _read_packs(Path(cache_dir), packs)
         self.all_gaps = tuple(index_gaps)
         table = _triplet_table(entries, min_motion)  # (T, 4): clip, gap, start, motion
+        self.dropped_by_teacher = 0
+        if margins is not None:
+            from train.data.triplet_check import keep_mask, read_margins
+
+            record = margins if isinstance(margins, dict) else read_margins(margins)
+            keep = keep_mask(table, [e["file"] for e in entries], record, min_margin)
+            table, self.dropped_by_teacher = table[keep], int((~keep).sum())
         table, needed = _fit_budget(entries, table, ram_gb * 2**30, seed)
         if verify:
             with ThreadPoolExecutor(threads) as pool:

