@@ -112,6 +112,8 @@ def test_check_triplets_command_writes_the_margins_and_refuses_to_overwrite(
     rec = read_margins(out)
     margins = [m for g in rec["clips"].values() for e in g.values() for m in e["margin"]]
     assert margins and all(m is not None and np.isfinite(m) for m in margins)
+    bad = CliRunner().invoke(cli, [*args[:4], "--device", "gpu0", "--force"])
+    assert bad.exit_code != 0 and "--device must be" in bad.output
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "already exists" in again.output
     assert "Traceback" not in again.output

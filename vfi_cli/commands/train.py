@@ -333,7 +333,12 @@ def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, for
     from train.teacher import RifeTeacher
     from vfi_cli.ui import console
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise VfiError(f"--device must be auto, cpu or cuda[:N], got {device!r}") from None
     ds = CorpusDataset(corpus, pack_list, crop=crop, photo_prob=0.0, augment=False)
     model = RifeTeacher.load(teacher).to(dev)
     with Progress(
