@@ -42,26 +42,21 @@ def draw_rows(ds, gap: int, n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(idx, size=n, p=w / w.sum())
 
 
-def _psnr(pred, gt) -> float:
-    pred = (pred.clamp(0, 1) * 255).round() / 255  # the bench protocol: 8-bit frames
-    return -10.0 * math.log10(float(((pred - gt) ** 2).mean()) + 1e-12)
-
-
 def measure(ds, teacher, per_gap: int, crop: int = 256, seed: int = 0) -> list[dict]:
     """One row per scored crop: gap, teacher-measured motion (px), teacher and blend PSNR (dB)."""
     import torch
+
+    from engine.metrics import psnr, quantize
+    from train.data.triplet_check import row_images
 
     rng = np.random.default_rng(seed)
     rows = []
     for gap in sorted({int(g) for g in ds.table[:, 1]}):
         for r in draw_rows(ds, gap, per_gap, rng):
-            clip, frames = ds.triplet_frames(int(r))
-            if any(i not in clip.rows for i in frames):  # left out by the loader's RAM budget
+            imgs = row_images(ds, int(r))  # 3 x (H, W, 3) uint8, None: left out of RAM
+            if imgs is None or min(imgs[0].shape[:2]) < crop:
                 continue
-            imgs = [clip.frames[clip.rows[i]] for i in frames]  # 3 x (H, W, 3) uint8
             h, w = imgs[0].shape[:2]
-            if h < crop or w < crop:
-                continue
             y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
             a, gt, b = (
                 torch.from_numpy(np.ascontiguousarray(im[y : y + crop, x : x + crop]))
@@ -78,8 +73,8 @@ def measure(ds, teacher, per_gap: int, crop: int = 256, seed: int = 0) -> list[d
                 {
                     "gap": gap,
                     "motion": 2.0 * float(torch.quantile(mag, 0.95)),
-                    "teacher": _psnr(out["pred"], gt),
-                    "blend": _psnr((a + b) / 2, gt),
+                    "teacher": float(psnr(quantize(out["pred"]), gt)[0]),
+                    "blend": float(psnr(quantize((a + b) / 2), gt)[0]),
                 }
             )
     return rows

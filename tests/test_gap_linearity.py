@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from clips import make_clip
+from corpus_helpers import BlendTeacher, square_corpus
 
 from benchmarks.gap_linearity import draw_rows, measure, row_weights, summarise
 
@@ -14,29 +14,11 @@ GAPS = (1, 2, 4)
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from train.data.corpus import prepare_corpus
     from train.data.corpus_dataset import CorpusDataset
 
-    src = tmp_path_factory.mktemp("train")
-    (src / "videos").mkdir()
-    for k in range(2):  # a square moving steadily over a gradient, two colour schemes
-        make_clip(src / "videos" / f"{k}.mp4", frames=20, size=(96, 64), scenes=[k] * 20)
-    out = tmp_path_factory.mktemp("cache") / "corpus"
-    prepare_corpus(src, out, pack_mb=1, gaps=GAPS, workers=1)
+    corpus = square_corpus(tmp_path_factory, GAPS, frames=20)
     torch.manual_seed(0)
-    return CorpusDataset(out, crop=32, threads=1)
-
-
-class BlendTeacher:
-    """Predicts the blend and a constant flow of ``shift`` px in x: margins 0, known motion."""
-
-    def __init__(self, shift: float = 0.0):
-        self.shift = shift
-
-    def __call__(self, a, b):
-        flow = torch.zeros(a.shape[0], 4, *a.shape[2:])
-        flow[:, 0], flow[:, 2] = -self.shift, self.shift
-        return {"flow": flow, "pred": (a + b) / 2}
+    return CorpusDataset(corpus, crop=32, threads=1)
 
 
 def test_rows_are_drawn_from_the_asked_gap_by_the_loaders_weights(dataset):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from clips import make_clip
+from corpus_helpers import BlendTeacher, square_corpus
 
 from engine.errors import VfiError
 from train.data.triplet_check import keep_mask, read_margins, triplet_margins, write_margins
@@ -18,26 +18,13 @@ GAPS = (1, 2)
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from train.data.corpus import prepare_corpus
-
-    src = tmp_path_factory.mktemp("train")
-    (src / "videos").mkdir()
-    for k in range(2):  # a square moving steadily over a gradient, two colour schemes
-        make_clip(src / "videos" / f"{k}.mp4", frames=16, size=(96, 64), scenes=[k] * 16)
-    out = tmp_path_factory.mktemp("cache") / "corpus"
-    prepare_corpus(src, out, pack_mb=1, gaps=GAPS, workers=1)
-    return out
+    return square_corpus(tmp_path_factory, GAPS, frames=16)
 
 
 def _dataset(corpus, **kw):
     from train.data.corpus_dataset import CorpusDataset
 
     return CorpusDataset(corpus, crop=32, threads=1, photo_prob=0.0, **kw)
-
-
-class BlendTeacher:
-    def __call__(self, a, b):
-        return {"pred": (a + b) / 2, "flow": torch.zeros(a.shape[0], 4, *a.shape[2:])}
 
 
 class FirstFrameTeacher:

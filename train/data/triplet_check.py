@@ -30,11 +30,21 @@ import numpy as np
 from engine.errors import VfiError
 
 
-def _psnr(pred, gt):
-    """Per-sample PSNR (B,) of 8-bit rounded predictions against ``gt``, both (B, 3, H, W)."""
-    pred = (pred.clamp(0, 1) * 255).round() / 255
-    mse = ((pred - gt) ** 2).flatten(1).mean(1)
-    return -10.0 * (mse + 1e-12).log10()
+def margin_db(pred, gt, a, b):
+    """Per sample (B,): PSNR of ``pred`` minus PSNR of the blend of ``a`` and ``b``, both rounded
+    to 8 bits as the bench protocol does (all (B, 3, H, W) in [0, 1])."""
+    from engine.metrics import psnr, quantize
+
+    return psnr(quantize(pred), gt) - psnr(quantize((a + b) / 2), gt)
+
+
+def row_images(ds, row: int) -> list[np.ndarray] | None:
+    """The frames [img0, gt, img1] ((H, W, 3) uint8) of table row ``row`` of a CorpusDataset, or
+    None where its RAM budget left one of them out."""
+    clip, frames = ds.triplet_frames(row)
+    if any(i not in clip.rows for i in frames):
+        return None
+    return [clip.frames[clip.rows[i]] for i in frames]
 
 
 def centre_window(img: np.ndarray, crop: int) -> np.ndarray | None:
@@ -59,17 +69,15 @@ def triplet_margins(ds, teacher, crop: int = 256, batch: int = 32, device="cpu",
         x = torch.from_numpy(np.stack([np.stack(f) for _, f in pending]))  # (B, 3, c, c, 3) uint8
         x = x.to(device).permute(1, 0, 4, 2, 3).float() / 255  # (3, B, 3, c, c)
         with torch.no_grad():
-            pred = teacher(x[0], x[2])["pred"]
-            m = _psnr(pred, x[1]) - _psnr((x[0] + x[2]) / 2, x[1])  # (B,)
+            m = margin_db(teacher(x[0], x[2])["pred"], x[1], x[0], x[2])  # (B,)
         margins[[r for r, _ in pending]] = m.double().cpu().numpy()
         pending.clear()
 
     for row in range(len(ds.table)):
-        clip, frames = ds.triplet_frames(row)
-        if all(i in clip.rows for i in frames):
-            wins = [centre_window(clip.frames[clip.rows[i]], crop) for i in frames]
-            if all(w is not None for w in wins):
-                pending.append((row, wins))
+        imgs = row_images(ds, row)
+        wins = [centre_window(im, crop) for im in imgs] if imgs else [None]
+        if all(w is not None for w in wins):
+            pending.append((row, wins))
         if len(pending) == batch:
             flush()
         if progress:
@@ -84,6 +92,21 @@ def triplet_margins(ds, teacher, crop: int = 256, batch: int = 32, device="cpu",
         entry["start"].append(int(s))
         entry["margin"].append(None if math.isnan(m) else round(float(m), 3))
     return {"crop": int(crop), "clips": clips}
+
+
+def describe(record: dict) -> dict:
+    """Counts and summary of a margins record: triplets, scored, median margin, share below 0."""
+    m = np.array(
+        [x for gaps in record["clips"].values() for e in gaps.values() for x in e["margin"]],
+        dtype=float,
+    )  # None -> nan
+    scored = m[~np.isnan(m)]
+    return {
+        "triplets": len(m),
+        "scored": len(scored),
+        "median": float(np.median(scored)) if len(scored) else float("nan"),
+        "below_blend": float(np.mean(scored < 0)) if len(scored) else 0.0,
+    }
 
 
 def write_margins(record: dict, path: str | os.PathLike) -> Path:

