@@ -144,6 +144,40 @@ def test_training_mode_keeps_the_pytorch_conv(interpreted):
     assert x.grad is not None and m.conv1d.weight.grad is not None
 
 
+def _explain_kernels_model(model, a, b):
+    """Dynamo's view of one inference forward: (graph count, graph breaks, eager frame, traced
+    frame). The eager backend: tracing only, no C++ compiler needed."""
+    with torch.inference_mode():
+        ref = model(a, b)
+        explained = torch._dynamo.explain(model)(a, b)
+        traced = torch.compile(model, backend="eager", fullgraph=True)(a, b)
+    torch._dynamo.reset()
+    return explained.graph_count, explained.graph_break_count, ref, traced
+
+
+def test_the_model_with_the_kernels_traces_as_one_graph(interpreted):
+    """Under torch.compile each kernel launch is one custom-operator node: traced as Python, a
+    launch led Dynamo into Triton's runtime and broke the graph at every kernel call."""
+    model = trained_like(tiny_config(flow_corr=True)).eval()  # both kernels in the forward
+    a, b = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
+    graphs, breaks, ref, traced = _explain_kernels_model(model, a, b)
+    assert (graphs, breaks) == (1, 0)
+    torch.testing.assert_close(traced, ref, atol=1e-6, rtol=0)
+
+
+def test_the_kernel_operators_fake_shapes_match_their_results(interpreted):
+    """The shape-only twins torch.compile traces with describe the real outputs."""
+    m, x = _conv_case("cpu", torch.float32, 4, True)
+    f0, f1 = torch.randn(1, 8, 3, 5), torch.randn(1, 8, 3, 5)
+    ops = torch.ops.vfi
+    for op, args in [
+        (ops.conv_silu, (x, m.conv1d.weight.detach(), m.conv1d.bias.detach())),
+        (ops.conv_silu, (x, m.conv1d.weight.detach(), None)),
+        (ops.bilateral_correlation, (f0, f1, 1)),
+    ]:
+        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Compiled, on the GPU
 
@@ -197,6 +231,20 @@ def test_the_default_model_under_bf16_is_unchanged_by_the_kernels(compiled, monk
         with torch.autocast("cuda", dtype=torch.bfloat16):
             fast = model(a, b).float()
     assert (fast - ref).abs().max() <= 2 * (slow - ref).abs().max() + 1e-3
+
+
+@pytest.mark.gpu
+def test_the_default_model_traces_as_one_graph_on_cuda(compiled):
+    """The bundled vfi-s on CUDA under bf16 autocast, with vfi's kernels and mamba-ssm's scan and
+    norm where installed: one graph for torch.compile (what `--compile` relies on to fuse)."""
+    from engine.loading import load_model
+
+    model = load_model("vfi-s").cuda().to(memory_format=torch.channels_last)
+    a, b = (torch.rand(1, 3, 256, 448, device="cuda") for _ in range(2))
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        graphs, breaks, ref, traced = _explain_kernels_model(model, a, b)
+    assert (graphs, breaks) == (1, 0)
+    assert (traced.float() - ref.float()).abs().max() <= 1e-2
 
 
 def test_no_c_compiler_means_no_compiled_kernels(monkeypatch):

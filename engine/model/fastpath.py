@@ -28,6 +28,9 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+# A constant for torch.compile: traced, shutil.which's filesystem calls are builtins Dynamo cannot
+# follow (a warning and a possible graph break in every compiled forward on CUDA).
+@torch.compiler.assume_constant_result
 def c_compiler() -> str | None:
     """The C compiler Triton builds its kernel launchers with ($CC, else gcc or clang), if any."""
     return os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")

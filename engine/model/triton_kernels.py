@@ -112,6 +112,20 @@ def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
     Returns a contiguous (B, L, C) tensor of ``xbc``'s dtype.
     """
+    if torch.compiler.is_compiling():  # one opaque node for Dynamo (see _conv_silu_op)
+        return _conv_silu_op(xbc, weight, bias)
+    return _launch_conv_silu(xbc, weight, bias)
+
+
+def bilateral_correlation(n0: torch.Tensor, n1: torch.Tensor, radius: int) -> torch.Tensor:
+    """Scores of unit-normalised features n0, n1 (B, C, h, w), any strides -> (B, (2r+1)^2, h, w),
+    contiguous, n0's dtype."""
+    if torch.compiler.is_compiling():
+        return _correlation_op(n0, n1, radius)
+    return _launch_correlation(n0, n1, radius)
+
+
+def _launch_conv_silu(xbc, weight, bias):
     b, length, c = xbc.shape
     if xbc.stride(-1) != 1:
         xbc = xbc.contiguous()
@@ -127,9 +141,7 @@ def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return y
 
 
-def bilateral_correlation(n0: torch.Tensor, n1: torch.Tensor, radius: int) -> torch.Tensor:
-    """Scores of unit-normalised features n0, n1 (B, C, h, w), any strides -> (B, (2r+1)^2, h, w),
-    contiguous, n0's dtype."""
+def _launch_correlation(n0, n1, radius):
     b, c, h, w = n0.shape
     d = 2 * radius + 1
     out = torch.empty(b, d * d, h, w, dtype=n0.dtype, device=n0.device)
@@ -139,3 +151,32 @@ def bilateral_correlation(n0: torch.Tensor, n1: torch.Tensor, radius: int) -> to
         C=c, R=radius, BLOCK_X=CORR_BLOCK_X, BLOCK_C=CORR_BLOCK_C,
     )  # fmt: skip
     return out
+
+
+# Under torch.compile the launches go through these custom operators. Traced as plain Python,
+# a launch leads Dynamo into Triton's runtime (on CUDA it stops at a C function it cannot trace,
+# `libtriton.getenv_bool`; under the CPU interpreter it fails on the interpreter's pointer
+# arithmetic) and breaks the graph at every kernel call. As operators they are single nodes with
+# a shape-only "fake" twin, so the compiled forward stays one graph. Eager calls skip them (no
+# dispatcher hop per launch).
+@torch.library.custom_op("vfi::conv_silu", mutates_args=())
+def _conv_silu_op(
+    xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    return _launch_conv_silu(xbc, weight, bias)
+
+
+@_conv_silu_op.register_fake
+def _(xbc, weight, bias):
+    return xbc.new_empty(xbc.shape)  # (B, L, C), contiguous
+
+
+@torch.library.custom_op("vfi::bilateral_correlation", mutates_args=())
+def _correlation_op(n0: torch.Tensor, n1: torch.Tensor, radius: int) -> torch.Tensor:
+    return _launch_correlation(n0, n1, radius)
+
+
+@_correlation_op.register_fake
+def _(n0, n1, radius):
+    b, _, h, w = n0.shape
+    return n0.new_empty(b, (2 * radius + 1) ** 2, h, w)
