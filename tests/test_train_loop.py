@@ -257,6 +257,26 @@ def test_max_minutes_stops_mid_epoch_and_the_same_command_continues(data, tmp_pa
     assert "schedule now spans" not in (tmp_path / "log" / "train_m.log").read_text()
 
 
+def test_max_minutes_at_an_epochs_last_batch_stops_at_the_epoch_end(data, tmp_path, monkeypatch):
+    """Out of time exactly on an epoch's last batch: the epoch is closed (validated, saved as the
+    next epoch's start), so the next call does not log an empty epoch and validate again."""
+    import train.loop as loop
+
+    monkeypatch.setattr(loop, "time_is_up", lambda d, elapsed, minutes, step, every: step == 2)
+    cfg = _cfg(1, data, tmp_path, exp_name="e", epochs=2, eval_interval=2, max_minutes=5.0)
+    first = train(cfg, model_config=tiny_config())  # 2 batches per epoch: stops after epoch 1
+    assert (first["step"], first["epoch"]) == (2, 1)
+    log = tmp_path / "log" / "train_e.log"
+    text = log.read_text()
+    assert "epoch 1: 2 batches" in text and "(epoch 2, batch 0)" in text and "PSNR" in text
+    second = train(cfg.replace(max_minutes=0.0), model_config=tiny_config())
+    assert (second["step"], second["epoch"]) == (4, 2)
+    resumed = log.read_text()[len(text) :]
+    # the position as the stop line gave it (epochs counted from 1), and no empty epoch 1
+    assert "epoch 2, batch 0, step 2" in resumed and " 0 batches" not in resumed
+    assert "epoch 1/2" not in resumed and "epoch 1:" not in resumed
+
+
 def test_killed_run_resumes_with_same_step_and_optimizer(data, tmp_path):
     vimeo = make_vimeo(tmp_path / "v8", n_train=8, n_test=1)
     model = tiny_model_json(tmp_path / "tiny.json")

@@ -96,6 +96,14 @@ def time_is_up(d: ddp.Dist, elapsed_s: float, max_minutes: float, step: int, eve
     return ddp.broadcast_flag(d, late)
 
 
+def stopped_note(cfg: TrainConfig, state: dict) -> str:
+    """The log line of a run stopped by ``--max_minutes`` (epoch counted from 1)."""
+    return (
+        f"stopped after --max_minutes {cfg.max_minutes} at step {state['step']} (epoch "
+        f"{state['epoch'] + 1}, batch {state['batch']}); re-run the same command to continue"
+    )
+
+
 def run_root(cfg: TrainConfig) -> Path:
     """Where log/ and ckpt/ go: the workdir, or its dry_run/ folder (dry runs never touch a run)."""
     return Path(cfg.workdir) / "dry_run" if cfg.dry_run else Path(cfg.workdir)
@@ -252,7 +260,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         saved_total = (resumed.pop("schedule", None) or {}).get("total_steps")
         state.update(resumed)
         start_note = (
-            f"resuming {cfg.exp_name} from {paths.latest}: epoch {state['epoch']}, "
+            f"resuming {cfg.exp_name} from {paths.latest}: epoch {state['epoch'] + 1}, "
             f"batch {state['batch']}, step {state['step']}"
         )
         if saved_total is not None and saved_total != total_steps:
@@ -464,12 +472,12 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                 out_of_time = True
                 break
         log.end_epoch()
-        if out_of_time:  # mid-epoch: evaluate, save (batch position kept), stop
+        # Out of time on an epoch's last batch is an epoch end, not a mid-epoch stop: saving
+        # (epoch, batch = its length) would make the next call log an empty epoch and re-validate.
+        stop_mid_epoch = out_of_time and state["batch"] < batches_per_epoch
+        if stop_mid_epoch:  # evaluate, save (batch position kept), stop
             save(run_eval())
-            log.info(
-                f"stopped after --max_minutes {cfg.max_minutes} at step {state['step']} (epoch "
-                f"{epoch + 1}, batch {state['batch']}); re-run the same command to continue"
-            )
+            log.info(stopped_note(cfg, state))
             break
         seconds = time.perf_counter() - t_epoch
         log.info(
@@ -479,10 +487,13 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         state["epoch"], state["batch"] = epoch + 1, 0
 
         evaluated = None
-        if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs:
+        if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs or out_of_time:
             evaluated = run_eval()
         save(evaluated)
         ddp.barrier(d)
+        if out_of_time and epoch + 1 < cfg.epochs:
+            log.info(stopped_note(cfg, state))
+            break
 
         if cfg.dry_run and epoch == 0:  # the resume path, on the checkpoint just written
             saved = checkpoint.load_resume(paths, model, optimizer, ema, config)
