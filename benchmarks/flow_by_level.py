@@ -73,17 +73,13 @@ def predict(model, img0, img1, inject=None) -> torch.Tensor:
 
 
 def main() -> None:
-    p = analysis_parser(__doc__.split("\n")[0])
-    p.add_argument("--limit", type=int, default=0, help="first N triplets only (0: all)")
-    args = p.parse_args()
+    args = analysis_parser(__doc__.split("\n")[0]).parse_args()
 
     from engine.metrics import psnr, quantize
     from engine.model.warp import resize_flow
     from train.data import benchmarks as B
 
     model, teacher, samples = open_analysis(args)
-    if args.limit:
-        samples = samples[: args.limit]
     n_levels = len(model.flow.levels)
     cols = ["ours", *(f"at {LEVEL_NAMES[k]}" for k in range(n_levels))]
     cols += ["1/8 only", "ours, 1/8", "rife"]

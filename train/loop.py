@@ -474,8 +474,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         log.end_epoch()
         # Out of time on an epoch's last batch is an epoch end, not a mid-epoch stop: saving
         # (epoch, batch = its length) would make the next call log an empty epoch and re-validate.
-        stop_mid_epoch = out_of_time and state["batch"] < batches_per_epoch
-        if stop_mid_epoch:  # evaluate, save (batch position kept), stop
+        if out_of_time and state["batch"] < batches_per_epoch:  # evaluate, save (position kept)
             save(run_eval())
             log.info(stopped_note(cfg, state))
             break
