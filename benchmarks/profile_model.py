@@ -1,10 +1,13 @@
 """Where the time goes in one forward (GPU): top kernels, launch count, eager vs CUDA graph.
 
 python benchmarks/profile_model.py --res 1080p [--orders row,row_rev] [--set key=value ...]
-    [--compile]
+    [--compile [--mode M | --options JSON]]
 
 ``--compile`` times ``torch.compile(model)`` (Inductor fuses the elementwise work around the
-convolutions: PReLU, concatenations, casts) instead of the eager module, still inside a CUDA graph;
+convolutions: PReLU, concatenations, casts) instead of the eager module, still inside a CUDA graph,
+and prints how many graphs Dynamo made and where it broke them; ``--mode`` (e.g.
+``max-autotune-no-cudagraphs``) or ``--options`` (Inductor options as JSON, e.g.
+``{"freezing": true}``) pick how it compiles;
 vfi's own Triton kernels are on by default on CUDA; ``VFI_TRITON_KERNELS=0`` in the environment
 switches them off, to time the PyTorch paths (engine/model/fastpath.py).
 """
@@ -35,6 +38,20 @@ def graphed(model, a, b):
     return graph.replay, out
 
 
+def report_graphs():
+    """Dynamo's count of compiled graphs and its graph-break reasons so far in this process."""
+    from torch._dynamo.utils import counters
+
+    breaks = counters["graph_break"]
+    print(
+        f"dynamo: {counters['stats']['unique_graphs']} graph(s), "
+        f"{sum(breaks.values())} graph break(s)",
+        flush=True,
+    )
+    for reason, n in breaks.most_common(10):
+        print(f"  break x{n}: {reason.splitlines()[0][:200]}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="vfi-s")
@@ -42,6 +59,8 @@ def main():
     ap.add_argument("--set", action="append", default=[], help="config override key=json")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--compile", action="store_true", help="time torch.compile(model)")
+    ap.add_argument("--mode", default=None, help="torch.compile mode")
+    ap.add_argument("--options", type=json.loads, default=None, help="Inductor options (JSON)")
     args = ap.parse_args()
     cfg: ModelConfig = get_variant(args.model).config
     for kv in args.set:
@@ -51,7 +70,7 @@ def main():
     torch.backends.cudnn.benchmark = True
     model = build_model(cfg).cuda().eval().to(memory_format=torch.channels_last)
     if args.compile:
-        model = torch.compile(model, dynamic=False)
+        model = torch.compile(model, dynamic=False, mode=args.mode, options=args.options)
     h, w = RESOLUTIONS[args.res]
     a = pad_to(torch.rand(1, 3, h, w, device="cuda"), model.alignment)[0].contiguous(
         memory_format=torch.channels_last
@@ -65,10 +84,13 @@ def main():
             return model(a, b, 0.5)
 
     t_eager = cuda_time(eager, warmup=5, reps=20)
+    if args.compile:
+        report_graphs()
     replay, _ = graphed(model, a, b)
     t_graph = cuda_time(replay, warmup=3, reps=30)
+    how = f" compiled {args.mode or ''} {json.dumps(args.options or {})}" if args.compile else ""
     print(
-        f"{args.model} {args.res} {args.set}{' compiled' if args.compile else ''}: "
+        f"{args.model} {args.res} {args.set}{how}: "
         f"eager {t_eager:.2f} ms, cuda-graph {t_graph:.2f} ms, "
         f"params {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
         flush=True,

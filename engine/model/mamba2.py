@@ -13,7 +13,8 @@ Three implementations of the SSD scan, one function each:
 - :func:`ssd_reference` — the sequential recurrence, a loop over time. Slow and obviously right.
 - :func:`ssd_chunked` — the chunked "state space duality" form (quadratic inside chunks, a linear
   recurrence between chunk states), all in PyTorch: the CPU path, and the GPU path without mamba-ssm.
-- ``mamba_ssm``'s Triton kernel ``mamba_chunk_scan_combined``, used on CUDA when importable.
+- ``mamba_ssm``'s Triton kernel ``mamba_chunk_scan_combined``, used on CUDA when importable
+  (through :mod:`engine.model.ssm_ops`, which keeps it inside one torch.compile graph).
 
 Three implementations of the causal depthwise conv1d + SiLU in front of the scan:
 
@@ -41,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.model import fastpath
+from engine.model import fastpath, ssm_ops
 
 # ---------------------------------------------------------------------------------------------
 # Optional fast path: mamba_ssm's Triton kernels
@@ -94,6 +95,18 @@ def conv_op():
     except ImportError:  # also a build without its CUDA extension (causal_conv1d_cuda)
         return None
     return causal_conv1d_fn
+
+
+# Constants for torch.compile: traced as Python, the lookups above (imports, environment reads,
+# lru_cache) hold calls Dynamo cannot follow, and a graph break at each of the forward's 24 calls.
+@torch.compiler.assume_constant_result
+def has_triton_ops() -> bool:
+    return triton_ops() is not None
+
+
+@torch.compiler.assume_constant_result
+def has_conv_op() -> bool:
+    return conv_op() is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,13 +205,9 @@ class RMSNormGated(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, y, z):
-        ops = triton_ops() if y.is_cuda else None
-        if ops is not None:
+        if y.is_cuda and has_triton_ops():
             # The Triton norm computes its statistics in fp32 whatever the input dtype.
-            return ops[1](
-                y, self.weight, None, z=z.to(y.dtype), eps=self.eps, group_size=self.group_size,
-                norm_before_gate=False,
-            )  # fmt: skip
+            return ssm_ops.gated_rmsnorm(y, z.to(y.dtype), self.weight, self.eps, self.group_size)
         return gated_rmsnorm_reference(y, z, self.weight, self.eps, self.group_size)
 
 
@@ -285,15 +294,15 @@ class Mamba2(nn.Module):
         in their own dtype (fp32 under autocast, where the PyTorch conv gets them cast to bf16/fp16),
         hence the per-dtype tolerances of its parity test.
         """
-        op = conv_op() if (xbc.is_cuda and self.backend == "auto") else None
+        fused = xbc.is_cuda and self.backend == "auto" and has_conv_op()
         k = self.conv1d.kernel_size[0]
-        if op is None or xbc.shape[-1] % 8 or not 2 <= k <= 4:
+        if not fused or xbc.shape[-1] % 8 or not 2 <= k <= 4:
             kernels = fastpath.triton_kernels(xbc) if self.backend == "auto" else None
             if kernels is not None:  # vfi's own kernel, inference only (fastpath.py)
                 return kernels.conv_silu(xbc, self.conv1d.weight, self.conv1d.bias)
             return F.silu(self.causal_conv(xbc))
         x = xbc.contiguous().transpose(1, 2)  # (B, C, L), channel-last strides
-        y = op(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
+        y = conv_op()(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
         return y.transpose(1, 2)  # (B, L, C)
 
     def causal_conv(self, xbc: torch.Tensor) -> torch.Tensor:
@@ -322,11 +331,10 @@ class Mamba2(nn.Module):
         work = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 in parity tests
         A = -torch.exp(self.A_log.to(work))  # (H,)
         with torch.autocast(x.device.type, enabled=False):
-            ops = triton_ops() if (x.is_cuda and self.backend == "auto") else None
-            if ops is not None:
-                return ops[0](
-                    x, dt.to(work), A, Bm.to(x.dtype), Cm.to(x.dtype), chunk_size=self.chunk_size,
-                    D=self.D.to(work), dt_bias=self.dt_bias.to(work), dt_softplus=True,
+            if x.is_cuda and self.backend == "auto" and has_triton_ops():
+                return ssm_ops.chunk_scan(
+                    x, dt.to(work), A, Bm.to(x.dtype), Cm.to(x.dtype), self.chunk_size,
+                    self.D.to(work), self.dt_bias.to(work),
                 )  # fmt: skip
             x, dt, Bm, Cm = x.to(work), dt.to(work), Bm.to(work), Cm.to(work)
             dt = F.softplus(dt + self.dt_bias.to(work))  # (B, L, H)
