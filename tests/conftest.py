@@ -62,6 +62,26 @@ def switched_on(base, prefix: str, **change):
     return on
 
 
+def panned_frames(h: int, w: int, offsets, seed: int = 0, device="cpu") -> list[torch.Tensor]:
+    """Crops (1, 3, h, w) in [0, 1] of one smooth texture (three octaves of upsampled noise) at
+    the given integer x offsets: a camera pan with exact frames at any time in between. Unlike
+    noise, its motion is well defined, so the bundled model's frame is stable under bf16 and a
+    path that samples in the wrong place shows as a loss of PSNR. ``offsets=(-3, 3, 0)`` is a
+    triplet (img0, img1, gt at t = 0.5)."""
+    g = torch.Generator().manual_seed(seed)
+    pad = max(abs(o) for o in offsets)
+    size = (h, w + 2 * pad)
+    canvas = sum(
+        torch.nn.functional.interpolate(
+            torch.rand(1, 3, size[0] // s + 1, size[1] // s + 1, generator=g),
+            size=size, mode="bicubic", align_corners=False,
+        ) / k
+        for s, k in ((32, 1), (8, 2), (2, 4))
+    )  # fmt: skip
+    canvas = (canvas - canvas.amin()) / (canvas.amax() - canvas.amin())
+    return [canvas[..., pad + o : pad + o + w].contiguous().to(device) for o in offsets]
+
+
 @pytest.fixture
 def tiny_model():
     import torch

@@ -6,13 +6,17 @@ import shutil
 
 import pytest
 import torch
+from conftest import panned_frames
 
 from engine import Interpolator, VfiError, load_model
 from engine.config import BACKBONE_MODES, ModelConfig
 from engine.interpolator import _cannot_compile
 from engine.loading import build_model
+from engine.metrics import psnr
 from engine.registry import VARIANTS
 
+# What bf16 autocast (or the compiled bf16 forward) may cost against fp32 on a panned texture.
+BF16_LOSS_DB = 0.1
 MODELS = [name for name, v in VARIANTS.items() if v.kind == "model"]
 
 
@@ -197,17 +201,22 @@ def test_the_model_traces_as_one_graph_without_warnings(tiny_model):
 
 @pytest.mark.gpu
 def test_compiled_interpolator_on_cuda_matches_eager():
-    """The bundled model compiled inside the CUDA graph (and in many()) against eager, bf16."""
-    torch.manual_seed(0)
+    """The bundled model compiled inside the CUDA graph (and in many()) against eager, bf16, on a
+    pan wider than 256 px, scored against the exact frames: the compiled path once sampled its
+    warps on a bf16 grid there and lost 1-3 dB, which a comparison on noise (unstable under bf16
+    in any path) could not see."""
     model = load_model("vfi-s")
-    a, b = (torch.rand(1, 3, 256, 448, device="cuda") for _ in range(2))
+    a, b, mid, quarter, three_quarters = panned_frames(256, 640, (-4, 4, 0, -2, 2), device="cuda")
     eager = Interpolator(model, device="cuda", precision="bf16")
     compiled = Interpolator(model, device="cuda", precision="bf16", compile=True)
-    ref = Interpolator(model, device="cuda", precision="fp32", cuda_graphs=False)(a, b, 0.5)
-    bf16_error = (eager(a, b, 0.5) - ref).abs().max()
-    assert (compiled(a, b, 0.5) - ref).abs().max() <= 2 * bf16_error + 1e-3
-    for x, y in zip(compiled.many(a, b, [0.25, 0.75]), eager.many(a, b, [0.25, 0.75])):
-        assert (x - y).abs().max() <= 2 * bf16_error + 1e-3
+    fp32 = Interpolator(model, device="cuda", precision="fp32", cuda_graphs=False)
+    scores = [psnr(ip(a, b, 0.5), mid).item() for ip in (fp32, eager, compiled)]
+    assert scores[0] > psnr((a + b) / 2, mid).item() + 10  # the model does its job here
+    assert scores[1] >= scores[0] - BF16_LOSS_DB and scores[2] >= scores[1] - BF16_LOSS_DB
+    for ip in (eager, compiled):
+        outs = ip.many(a, b, [0.25, 0.75])
+        for out, t, gt in zip(outs, (0.25, 0.75), (quarter, three_quarters)):
+            assert psnr(out, gt).item() >= psnr(fp32(a, b, t), gt).item() - BF16_LOSS_DB
 
 
 def test_compile_without_a_compiler_is_a_clear_error(tiny_model, monkeypatch):

@@ -12,7 +12,7 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config, trained_like
+from conftest import panned_frames, tiny_config, trained_like
 
 from engine.model import fastpath
 from engine.model.corr import bilateral_correlation, bilateral_correlation_reference
@@ -236,15 +236,19 @@ def test_the_default_model_under_bf16_is_unchanged_by_the_kernels(compiled, monk
 @pytest.mark.gpu
 def test_the_default_model_traces_as_one_graph_on_cuda(compiled):
     """The bundled vfi-s on CUDA under bf16 autocast, with vfi's kernels and mamba-ssm's scan and
-    norm where installed: one graph for torch.compile (what `--compile` relies on to fuse)."""
+    norm where installed: one graph for torch.compile (what `--compile` relies on to fuse), and
+    the traced forward computes what the eager one does (on a pan wider than 256 px, where a
+    bf16 sampling grid once cost the traced forward 6 dB)."""
     from engine.loading import load_model
+    from engine.metrics import psnr
 
     model = load_model("vfi-s").cuda().to(memory_format=torch.channels_last)
-    a, b = (torch.rand(1, 3, 256, 448, device="cuda") for _ in range(2))
+    a, b, gt = panned_frames(256, 640, (-3, 3, 0), device="cuda")
     with torch.autocast("cuda", dtype=torch.bfloat16):
         graphs, breaks, ref, traced = _explain_kernels_model(model, a, b)
     assert (graphs, breaks) == (1, 0)
-    assert (traced.float() - ref.float()).abs().max() <= 1e-2
+    assert abs(psnr(traced.float(), gt).item() - psnr(ref.float(), gt).item()) <= 0.01
+    assert (traced.float() - ref.float()).abs().mean() <= 1e-3
 
 
 def test_no_c_compiler_means_no_compiled_kernels(monkeypatch):

@@ -13,24 +13,32 @@ from engine.model.shape_cache import shape_cache
 
 
 @shape_cache(32)
-def _base_grid(h: int, w: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+def _base_grid(h: int, w: int, device: str) -> torch.Tensor:
     ys, xs = torch.meshgrid(
-        torch.arange(h, device=device, dtype=dtype),
-        torch.arange(w, device=device, dtype=dtype),
+        torch.arange(h, device=device, dtype=torch.float32),
+        torch.arange(w, device=device, dtype=torch.float32),
         indexing="ij",
     )
     return torch.stack((xs, ys), 0)[None]  # (1, 2, h, w) pixel coordinates
 
 
 def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """x (B, C, h, w), flow (B, 2, h, w) -> (B, C, h, w)."""
+    """x (B, C, h, w), flow (B, 2, h, w) -> (B, C, h, w), in x's dtype.
+
+    Coordinates and sampling are float32 whatever the dtypes of x and flow: bf16 holds integers
+    exactly only up to 256 and has 8 bits of mantissa, so a bf16 grid would put samples up to
+    ~4 px (pixel coordinates) or ~w/256 px (grid_sample's [-1, 1] range) away from where the flow
+    points, on any frame or feature map wider than 256. (Traced by torch.compile under bf16
+    autocast, the flow reached this function as bf16 and the 1080p output lost several dB.)
+    """
     _, _, h, w = x.shape
-    pos = _base_grid(h, w, str(flow.device), flow.dtype) + flow  # (B, 2, h, w)
+    pos = _base_grid(h, w, str(flow.device)) + flow.float()  # (B, 2, h, w) float32
     # grid_sample wants coordinates in [-1, 1] with align_corners=True: -1 and 1 are pixel centres.
     gx = pos[:, 0] * (2 / max(w - 1, 1)) - 1
     gy = pos[:, 1] * (2 / max(h - 1, 1)) - 1
-    grid = torch.stack((gx, gy), -1).to(x.dtype)  # (B, h, w, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    grid = torch.stack((gx, gy), -1)  # (B, h, w, 2) float32
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.to(x.dtype)
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
