@@ -26,10 +26,10 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """x (B, C, h, w), flow (B, 2, h, w) -> (B, C, h, w), in x's dtype.
 
     Coordinates and sampling are float32 whatever the dtypes of x and flow: bf16 holds integers
-    exactly only up to 256 and has 8 bits of mantissa, so a bf16 grid would put samples up to
-    ~4 px (pixel coordinates) or ~w/256 px (grid_sample's [-1, 1] range) away from where the flow
-    points, on any frame or feature map wider than 256. (Traced by torch.compile under bf16
-    autocast, the flow reached this function as bf16 and the 1080p output lost several dB.)
+    exactly only up to 256 and has 8 significant bits, so a bf16 grid puts samples up to 4 px
+    (pixel coordinates of a 1920 px row) or w/1024 px (grid_sample's [-1, 1] range) away from
+    where the flow points. (Traced by torch.compile under bf16 autocast the grid ended up in bf16
+    and Middlebury frames lost 1-3 dB; docs/benchmarks.md, version 6.)
     """
     _, _, h, w = x.shape
     pos = _base_grid(h, w, str(flow.device)) + flow.float()  # (B, 2, h, w) float32
