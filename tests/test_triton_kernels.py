@@ -88,6 +88,20 @@ def test_correlation_kernel_reads_channels_last_features(interpreted):
     assert (fast.double() - ref).abs().max() <= CORR_ATOL[torch.float32]
 
 
+@pytest.mark.parametrize("block_x, block_c", [(32, 16), (128, 64)])
+def test_the_correlation_tile_is_a_speed_choice_only(interpreted, block_x, block_c):
+    """Other tiles (benchmarks/corr_speed.py times them) give the same scores, partial tiles
+    included: 70 columns and 40 channels fill none of them exactly."""
+    from engine.model import triton_kernels as K
+
+    torch.manual_seed(1)
+    n0, n1 = (F.normalize(torch.randn(1, 40, 3, 70), dim=1) for _ in range(2))
+    with torch.inference_mode():
+        default = K._launch_correlation(n0, n1, 1)
+        other = K._launch_correlation(n0, n1, 1, block_x, block_c, num_warps=2)
+    assert (other - default).abs().max() <= CORR_ATOL[torch.float32]
+
+
 def test_the_whole_model_is_unchanged_by_the_kernels(interpreted, monkeypatch):
     """A tiny flow_corr model's frame with the kernels equals the frame without them (fp32)."""
     model = trained_like(tiny_config(flow_corr=True)).eval()

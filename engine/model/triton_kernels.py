@@ -141,14 +141,16 @@ def _launch_conv_silu(xbc, weight, bias):
     return y
 
 
-def _launch_correlation(n0, n1, radius):
+def _launch_correlation(n0, n1, radius, block_x=CORR_BLOCK_X, block_c=CORR_BLOCK_C, num_warps=4):
+    """The tile and warp count are arguments for benchmarks/corr_speed.py; the model uses the
+    defaults."""
     b, c, h, w = n0.shape
     d = 2 * radius + 1
     out = torch.empty(b, d * d, h, w, dtype=n0.dtype, device=n0.device)
-    grid = (b * h, triton.cdiv(w, CORR_BLOCK_X))
+    grid = (b * h, triton.cdiv(w, block_x))
     _jitted().corr[grid](
         n0, n1, out, h, w, *n0.stride(), *n1.stride(),
-        C=c, R=radius, BLOCK_X=CORR_BLOCK_X, BLOCK_C=CORR_BLOCK_C,
+        C=c, R=radius, BLOCK_X=block_x, BLOCK_C=block_c, num_warps=num_warps,
     )  # fmt: skip
     return out
 
