@@ -1,13 +1,14 @@
 """Where the time goes in one forward (GPU): top kernels, launch count, eager vs CUDA graph.
 
 python benchmarks/profile_model.py --res 1080p [--orders row,row_rev] [--set key=value ...]
-    [--compile [--mode M | --options JSON]]
+    [--compile [--mode M | --options JSON]] [--pad8]
 
 ``--compile`` times ``torch.compile(model)`` (Inductor fuses the elementwise work around the
 convolutions: PReLU, concatenations, casts) instead of the eager module, still inside a CUDA graph,
 and prints how many graphs Dynamo made and where it broke them; ``--mode`` (e.g.
 ``max-autotune-no-cudagraphs``) or ``--options`` (Inductor options as JSON, e.g.
-``{"freezing": true}``) pick how it compiles;
+``{"freezing": true}``) pick how it compiles; ``--pad8`` first pads the convolutions whose
+channel counts are not multiples of 8 (engine/model/pad8.py, the same function);
 vfi's own Triton kernels are on by default on CUDA; ``VFI_TRITON_KERNELS=0`` in the environment
 switches them off, to time the PyTorch paths (engine/model/fastpath.py).
 """
@@ -61,6 +62,7 @@ def main():
     ap.add_argument("--compile", action="store_true", help="time torch.compile(model)")
     ap.add_argument("--mode", default=None, help="torch.compile mode")
     ap.add_argument("--options", type=json.loads, default=None, help="Inductor options (JSON)")
+    ap.add_argument("--pad8", action="store_true", help="pad convolutions to multiples of 8")
     args = ap.parse_args()
     cfg: ModelConfig = get_variant(args.model).config
     for kv in args.set:
@@ -68,7 +70,12 @@ def main():
         v = json.loads(v)
         cfg = cfg.replace(**{k: tuple(v) if isinstance(v, list) else v})
     torch.backends.cudnn.benchmark = True
-    model = build_model(cfg).cuda().eval().to(memory_format=torch.channels_last)
+    model = build_model(cfg).cuda().eval()
+    if args.pad8:
+        from engine.model.pad8 import pad_convolutions
+
+        print(f"padded: {len(pad_convolutions(model))} convolutions", flush=True)
+    model = model.to(memory_format=torch.channels_last)
     if args.compile:
         model = torch.compile(model, dynamic=False, mode=args.mode, options=args.options)
     h, w = RESOLUTIONS[args.res]
@@ -88,7 +95,8 @@ def main():
         report_graphs()
     replay, _ = graphed(model, a, b)
     t_graph = cuda_time(replay, warmup=3, reps=30)
-    how = f" compiled {args.mode or ''} {json.dumps(args.options or {})}" if args.compile else ""
+    how = " pad8" if args.pad8 else ""
+    how += f" compiled {args.mode or ''} {json.dumps(args.options or {})}" if args.compile else ""
     print(
         f"{args.model} {args.res} {args.set}{how}: "
         f"eager {t_eager:.2f} ms, cuda-graph {t_graph:.2f} ms, "
