@@ -3,8 +3,8 @@
 :class:`engine.model.mamba2.Mamba2` calls mamba-ssm's ``mamba_chunk_scan_combined`` and
 ``rmsnorm_fn`` on CUDA (see :func:`engine.model.mamba2.triton_ops`). Both are autograd Functions
 that launch autotuned Triton kernels; traced as Python, they lead Dynamo into Triton's autotuner
-and runtime, where it stops and splits the graph at every call (12 scans and 12 norms per vfi-s
-forward), and Inductor cannot fuse the elementwise work on either side of a split.
+and runtime, where it may stop and split the graph at every call (4 scans and 4 norms per vfi-s
+forward, the scan orders stacked as a batch), and Inductor cannot fuse across a split.
 
 Under torch.compile with autograd off (inference: ``Interpolator(compile=True)``) the two calls go
 through custom operators instead: single opaque nodes with a shape-only "fake" twin, so the
