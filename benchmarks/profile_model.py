@@ -1,14 +1,15 @@
 """Where the time goes in one forward (GPU): top kernels, launch count, eager vs CUDA graph.
 
 python benchmarks/profile_model.py --res 1080p [--orders row,row_rev] [--set key=value ...]
-    [--compile [--mode M | --options JSON]] [--pad8]
+    [--compile [--mode M | --options JSON]] [--pad8] [--corr_tile BLOCK_X,BLOCK_C,WARPS]
 
 ``--compile`` times ``torch.compile(model)`` (Inductor fuses the elementwise work around the
 convolutions: PReLU, concatenations, casts) instead of the eager module, still inside a CUDA graph,
 and prints how many graphs Dynamo made and where it broke them; ``--mode`` (e.g.
 ``max-autotune-no-cudagraphs``) or ``--options`` (Inductor options as JSON, e.g.
 ``{"freezing": true}``) pick how it compiles; ``--pad8`` first pads the convolutions whose
-channel counts are not multiples of 8 (engine/model/pad8.py, the same function);
+channel counts are not multiples of 8 (engine/model/pad8.py, the same function); ``--corr_tile``
+sets the cost-volume kernel's tile and warp count (see ``benchmarks/corr_speed.py``);
 vfi's own Triton kernels are on by default on CUDA; ``VFI_TRITON_KERNELS=0`` in the environment
 switches them off, to time the PyTorch paths (engine/model/fastpath.py).
 """
@@ -63,12 +64,17 @@ def main():
     ap.add_argument("--mode", default=None, help="torch.compile mode")
     ap.add_argument("--options", type=json.loads, default=None, help="Inductor options (JSON)")
     ap.add_argument("--pad8", action="store_true", help="pad convolutions to multiples of 8")
+    ap.add_argument("--corr_tile", default=None, help="BLOCK_X,BLOCK_C,WARPS of the cost volume")
     args = ap.parse_args()
     cfg: ModelConfig = get_variant(args.model).config
     for kv in args.set:
         k, v = kv.split("=", 1)
         v = json.loads(v)
         cfg = cfg.replace(**{k: tuple(v) if isinstance(v, list) else v})
+    if args.corr_tile:
+        from engine.model import triton_kernels as K
+
+        K.CORR_BLOCK_X, K.CORR_BLOCK_C, K.CORR_NUM_WARPS = map(int, args.corr_tile.split(","))
     torch.backends.cudnn.benchmark = True
     model = build_model(cfg).cuda().eval()
     if args.pad8:
@@ -96,6 +102,7 @@ def main():
     replay, _ = graphed(model, a, b)
     t_graph = cuda_time(replay, warmup=3, reps=30)
     how = " pad8" if args.pad8 else ""
+    how += f" corr_tile {args.corr_tile}" if args.corr_tile else ""
     how += f" compiled {args.mode or ''} {json.dumps(args.options or {})}" if args.compile else ""
     print(
         f"{args.model} {args.res} {args.set}{how}: "

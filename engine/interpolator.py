@@ -93,8 +93,8 @@ class Interpolator:
         compile: run the forward through ``torch.compile`` (Inductor fuses the elementwise work
             around the convolutions; on CUDA still inside the graph). It compiles once per input
             shape, which takes a minute or two: worth it for long videos only (bundled vfi-s,
-            1080p bf16 on an H100: 13.9 -> 9.4 ms per forward, one graph). :meth:`many` compiles the
-            model's encode and decode separately (no CUDA graph there).
+            1080p bf16 on an H100: 13.5 -> 8.9 ms per forward, one graph). :meth:`many`
+            compiles the model's encode and decode separately (no CUDA graph there).
     """
 
     def __init__(

@@ -30,7 +30,12 @@ import triton
 import triton.language as tl
 
 CONV_BLOCK_L, CONV_BLOCK_C = 32, 64  # (time, channel) tile of the conv: 64 channels = 128 B rows
-CORR_BLOCK_X, CORR_BLOCK_C = 64, 32  # a row segment of 64 pixels, channels 32 at a time
+# The cost volume's tile: a row segment of 64 pixels, channels 32 at a time, 4 warps. Chosen by
+# the whole compiled 1080p forward on an H100 (8.84-8.93 ms), not by benchmarks/corr_speed.py's
+# isolated calls, which ranked (64, 16, 4) first but made the forward 0.3 ms slower (9.21-9.25 ms;
+# docs/benchmarks.md, version 7).
+CORR_BLOCK_X, CORR_BLOCK_C = 64, 32
+CORR_NUM_WARPS = 4
 
 
 def _conv_silu_kernel(
@@ -68,6 +73,10 @@ def _corr_kernel(
     One program: one row y of one image, BLOCK_X pixels, all (2R+1)^2 displacements; features
     outside the map count as zero. The shifted loads of neighbouring displacements hit the cache.
     a and b are read through their strides (NCHW or channels-last, as the model runs); o is NCHW.
+    The loops are runtime loops: unrolled (49 displacements x C / BLOCK_C channel blocks), the 54
+    compilations of a tile sweep did not finish in 10 minutes; now they take under 40 s. Products
+    are summed over channel blocks in a (BLOCK_C, BLOCK_X) accumulator and reduced across
+    channels once per displacement (3x faster at 1080p on an H100, docs/benchmarks.md v7).
     """
     D: tl.constexpr = 2 * R + 1
     pid_row, pid_x = tl.program_id(0), tl.program_id(1)
@@ -80,24 +89,25 @@ def _corr_kernel(
     a_img = a_ptr + bi.to(tl.int64) * sa_b
     b_img = b_ptr + bi.to(tl.int64) * sb_b
     o_img = o_ptr + bi.to(tl.int64) * D * D * hw
-    for i in tl.static_range(D):
+    cb = tl.arange(0, BLOCK_C)  # (BC,)
+    for i in range(D):
         ya, yb = y + (i - R), y - (i - R)  # frame 0 at y + dy, frame 1 at y - dy
         row_ok = (ya >= 0) & (ya < H) & (yb >= 0) & (yb < H)
-        for j in tl.static_range(D):
+        for j in range(D):
             xa, xb = x + (j - R), x - (j - R)
             ok = (xa >= 0) & (xa < W) & (xb >= 0) & (xb < W) & row_ok  # (BX,)
-            acc = tl.zeros((BLOCK_X,), dtype=tl.float32)
-            for c0 in tl.static_range(0, C, BLOCK_C):  # C is per model level: unrolled
-                cc = c0 + tl.arange(0, BLOCK_C)  # (BC,)
-                m = (cc < C)[:, None] & ok[None, :]
+            pa = a_img + (ya.to(tl.int64) * sa_h + xa.to(tl.int64) * sa_w)[None, :]  # (1, BX)
+            pb = b_img + (yb.to(tl.int64) * sb_h + xb.to(tl.int64) * sb_w)[None, :]
+            acc = tl.zeros((BLOCK_C, BLOCK_X), dtype=tl.float32)
+            for c0 in range(0, C, BLOCK_C):
+                cc = c0 + cb  # (BC,)
+                m = (cc < C)[:, None] & ok[None, :]  # (BC, BX)
                 cl = cc.to(tl.int64)[:, None]
-                pa = (ya.to(tl.int64) * sa_h + xa.to(tl.int64) * sa_w)[None, :]
-                pb = (yb.to(tl.int64) * sb_h + xb.to(tl.int64) * sb_w)[None, :]
-                av = tl.load(a_img + cl * sa_c + pa, mask=m, other=0.0)  # (BC, BX)
-                bv = tl.load(b_img + cl * sb_c + pb, mask=m, other=0.0)
-                acc += tl.sum(av.to(tl.float32) * bv.to(tl.float32), axis=0)
+                av = tl.load(pa + cl * sa_c, mask=m, other=0.0)  # (BC, BX)
+                bv = tl.load(pb + cl * sb_c, mask=m, other=0.0)
+                acc += av.to(tl.float32) * bv.to(tl.float32)
             out = o_img + (i * D + j) * hw + y * W + x
-            tl.store(out, acc.to(o_ptr.dtype.element_ty), mask=x < W)
+            tl.store(out, tl.sum(acc, axis=0).to(o_ptr.dtype.element_ty), mask=x < W)
 
 
 @functools.cache
@@ -141,9 +151,12 @@ def _launch_conv_silu(xbc, weight, bias):
     return y
 
 
-def _launch_correlation(n0, n1, radius, block_x=CORR_BLOCK_X, block_c=CORR_BLOCK_C, num_warps=4):
+def _launch_correlation(n0, n1, radius, block_x=None, block_c=None, num_warps=None):
     """The tile and warp count are arguments for benchmarks/corr_speed.py; the model uses the
-    defaults."""
+    module's constants, read at call time so that a benchmark can set them."""
+    block_x = block_x or CORR_BLOCK_X
+    block_c = block_c or CORR_BLOCK_C
+    num_warps = num_warps or CORR_NUM_WARPS
     b, c, h, w = n0.shape
     d = 2 * radius + 1
     out = torch.empty(b, d * d, h, w, dtype=n0.dtype, device=n0.device)
