@@ -142,7 +142,7 @@ def test_grow_command(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(load_model(str(out_st))(a, b, 0.5), model(a, b, 0.5), atol=2e-6, rtol=0)  # fmt: skip
     _error_line(run(cli, ["train", "grow", str(tmp_path / "e.pkl"), "blend", "--flow_dims", "1,1,1"]),
-                "nothing to grow")  # fmt: skip
+                "nothing to start from")  # fmt: skip
     _error_line(run(cli, ["train", "grow", str(tmp_path / "e.pkl"), "vfi-q", "--flow_dims", "1,1,1"]),
                 "unknown model")  # fmt: skip
     names = ["a.json", "a.safetensors", "a_best.pkl", "a_ema.pkl", "wide.pkl", "wide16.pkl"]

@@ -35,6 +35,32 @@ def _one_error_line(result, pattern: str, alone: bool = True):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("source", ["export", "vfi-s"])
+def test_a_run_starts_from_an_export_or_a_registered_model(tmp_path, source):
+    """`--resume` also takes a .safetensors export or a model name (vfi-s: fine-tune the bundled
+    weights): the run trains that architecture from those weights."""
+    from conftest import trained_like
+
+    from engine import load_model, weights
+
+    if source == "export":
+        model = trained_like(tiny_config())
+        source = str(tmp_path / "a.safetensors")
+        weights.save_weights_file(model.state_dict(), model.config, Path(source))
+    start = load_model(source).state_dict()
+    vimeo = make_vimeo(tmp_path / "v", n_train=2, n_test=1)
+    args = ["--exp_name", "ft", "--resume", source, "--crop", "32", "--workdir", str(tmp_path)]
+    args += ["--device", "cpu", "--data_path", str(vimeo), "--num_workers", "0"]
+    args += ["--batch_size", "1", "--epochs", "1", "--max_iters_per_epoch", "1", "--lr", "1e-9"]
+    result = _run(args)
+    assert result.exit_code == 0, result.output
+    assert f"from {source}" in (tmp_path / "log" / "train_ft.log").read_text()
+    trained = torch.load(tmp_path / "ckpt" / "ft.pkl", weights_only=True)["model"]
+    assert trained.keys() == start.keys()
+    for k, v in start.items():  # one step at lr 1e-9 moves no weight by more than ~1e-9
+        torch.testing.assert_close(trained[k].float(), v.float(), atol=1e-6, rtol=0)
+
+
 def test_bad_inputs_are_one_line(tmp_path):
     base = ["--exp_name", "x", "--workdir", str(tmp_path), "--device", "cpu"]
     _one_error_line(_run([*base, "--data_path", str(tmp_path / "nope")]), "Vimeo90K not found")
@@ -48,6 +74,10 @@ def test_bad_inputs_are_one_line(tmp_path):
     _one_error_line(
         _run([*base, "--data_path", str(vimeo), "--phase", "2", "--resume", "p1"]),
         "no best checkpoint",
+    )
+    _one_error_line(
+        _run([*base, "--data_path", str(vimeo), "--phase", "2", "--resume", "vfi-q"]),
+        "no such weights file and no such model",
     )
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "x.pkl").write_bytes(b"\0" * 64)

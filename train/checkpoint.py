@@ -326,9 +326,31 @@ def load_resume(paths: Paths, model, optimizer, ema, config: ModelConfig) -> dic
     return {**train_state, "schedule": opt.get("schedule")}
 
 
-def load_phase_start(path: Path, model, config: ModelConfig) -> list[str]:
-    """Start a phase from another experiment's best weights; returns newly enabled modules."""
-    record = read(path)
-    switched = check_phase_chain(saved_config(record, path), config, path)
-    load_state(model, record["model"], path, allow_missing=tuple(switched))
+def read_start(inp: str | Path, fix: str = "give a checkpoint written by `vfi train`"):
+    """(state dict, ModelConfig, provenance) of weights to start from: a training checkpoint
+    (``.pkl``/``.pt``), an exported weights file (``.safetensors`` with its ``.json``) or a
+    registry name with weights (``vfi-s``: the bundled file)."""
+    from engine import weights
+    from engine.registry import VARIANTS, get_variant
+
+    path = Path(inp)
+    if path.suffix in (".pkl", ".pt"):
+        record = read(path, fix=fix)
+        phase = (record.get("train") or {}).get("phase")
+        return record["model"], saved_config(record, path), {"phase": phase}
+    if path.suffix in weights.WEIGHT_SUFFIXES or (str(inp) not in VARIANTS and path.exists()):
+        state, config = weights.load_weights_file(path)
+        return state, config, {}
+    variant = get_variant(str(inp))
+    if variant.config is None:
+        raise VfiError(f"{inp} is a baseline without learned weights: nothing to start from")
+    return weights.load_variant_weights(variant), variant.config, {}
+
+
+def load_phase_start(source: str | Path, model, config: ModelConfig) -> list[str]:
+    """Start a run from other weights (:func:`read_start`: another experiment's best, an export,
+    a registered model); returns the modules this run switches on (zero-initialised)."""
+    state, saved, _ = read_start(source)
+    switched = check_phase_chain(saved, config, source)
+    load_state(model, state, source, allow_missing=tuple(switched))
     return switched

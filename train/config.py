@@ -54,7 +54,8 @@ class TrainConfig:
     flow_corr: bool | None = None
     feature_warp: bool = False  # phase 2 on
     texture_path: bool = False  # phase 3 on
-    resume: str | None = None  # start from <resume>_best.pkl (the phase chain)
+    # Start from <resume>_best.pkl (the phase chain), a weights file, or a model name (vfi-s).
+    resume: str | None = None
     freeze_backbone: int = 0  # epochs with encoder.* and backbone.* frozen
     # --- data
     data_path: str | None = None  # Vimeo90K vimeo_triplet/ (train + test lists)

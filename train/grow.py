@@ -75,26 +75,6 @@ def widen_flow(model, flow_dims: tuple[int, ...], seed: int = 0):
     return grown
 
 
-def _read_source(inp: str) -> tuple[dict, object, dict]:
-    """(state dict, ModelConfig, provenance) of a training checkpoint, a ``.safetensors`` export
-    or a registry name with weights (``vfi-s``: the bundled file)."""
-    from engine import weights
-    from engine.registry import VARIANTS, get_variant
-
-    path = Path(inp)
-    if path.suffix in (".pkl", ".pt"):
-        record = checkpoint.read(path, fix="give a checkpoint written by `vfi train`")
-        phase = (record.get("train") or {}).get("phase")
-        return record["model"], checkpoint.saved_config(record, path), {"phase": phase}
-    if path.suffix in weights.WEIGHT_SUFFIXES or (inp not in VARIANTS and path.exists()):
-        state, config = weights.load_weights_file(path)
-        return state, config, {}
-    variant = get_variant(inp)
-    if variant.config is None:
-        raise VfiError(f"{inp} is not a network with a motion decoder; nothing to grow")
-    return weights.load_variant_weights(variant), variant.config, {}
-
-
 def grow(inp: str | Path, out: str | Path, flow_dims: tuple[int, ...], force: bool = False) -> Path:
     """Widen the motion decoder of ``inp`` (a ``vfi train`` checkpoint, a ``.safetensors`` export
     or a registry name such as ``vfi-s``) and write it to ``out``; returns ``out``."""
@@ -102,7 +82,7 @@ def grow(inp: str | Path, out: str | Path, flow_dims: tuple[int, ...], force: bo
 
     out = Path(out)
     checkpoint.check_new_output(out, [Path(inp)], force, "the grown model")
-    state, config, provenance = _read_source(str(inp))
+    state, config, provenance = checkpoint.read_start(str(inp))
     model = build_model(config)
     checkpoint.load_state(model, state, Path(inp))
     grown = widen_flow(model, flow_dims)

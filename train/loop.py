@@ -109,18 +109,26 @@ def run_root(cfg: TrainConfig) -> Path:
     return Path(cfg.workdir) / "dry_run" if cfg.dry_run else Path(cfg.workdir)
 
 
-def resume_source(cfg: TrainConfig) -> Path:
-    """The best checkpoint that ``--resume EXP`` names (an experiment, or a .pkl path)."""
-    if cfg.resume.endswith(".pkl") and Path(cfg.resume).is_file():
-        return Path(cfg.resume)
+def resume_source(cfg: TrainConfig) -> str:
+    """What ``--resume`` names, in the form :func:`train.checkpoint.read_start` reads: a weights
+    file (a ``vfi train`` checkpoint or a ``.safetensors`` export), an experiment's best
+    checkpoint, or a registered model with weights (``vfi-s``: fine-tune the bundled model)."""
+    from engine.registry import VARIANTS
+    from engine.weights import WEIGHT_SUFFIXES
+
+    if Path(cfg.resume).suffix in WEIGHT_SUFFIXES and Path(cfg.resume).is_file():
+        return cfg.resume
     dirs = [run_root(cfg) / "ckpt", Path(cfg.workdir) / "ckpt"]
     for d in dict.fromkeys(dirs):
         p = checkpoint.paths_for(d, cfg.resume).best
         if p.is_file():
-            return p
+            return str(p)
+    if cfg.resume in VARIANTS:
+        return cfg.resume
     raise VfiError(
-        f"--resume {cfg.resume}: no best checkpoint {dirs[-1] / (cfg.resume + '_best.pkl')}; "
-        "give the --exp_name of a finished earlier phase (or a .pkl path)"
+        f"--resume {cfg.resume}: no best checkpoint {dirs[-1] / (cfg.resume + '_best.pkl')}, "
+        "no such weights file and no such model; give the --exp_name of a finished earlier run, "
+        "a weights file (.pkl or .safetensors) or a model name (see `vfi models`)"
     )
 
 
@@ -149,7 +157,7 @@ def resolve_model_config(cfg, paths, resuming: bool, override: ModelConfig | Non
     elif resuming and paths.latest.is_file():
         base = checkpoint.peek_config(paths)
     elif cfg.resume:
-        base = checkpoint.saved_config(checkpoint.read(resume_source(cfg)), resume_source(cfg))
+        base = checkpoint.read_start(resume_source(cfg))[1]
     else:
         base = model_config_from_arg("vfi-s")
     changes = {"feature_warp": cfg.feature_warp, "texture_path": cfg.texture_path}

@@ -6,6 +6,7 @@ Several GPUs:     torchrun --nproc_per_node=2 -m vfi_cli train --phase 1 ... (DD
 Phase chain:      vfi train --phase 2 --data_path vimeo_triplet --exp_name p2 --resume p1
                   vfi train --phase 3 --data_path vimeo_triplet --x4k_path X4K1000FPS \\
                       --exp_name p3 --resume p2
+Fine-tune:        vfi train --phase 1 --train_data corpus/ --exp_name ft --resume vfi-s
 Export:           vfi train export p3  ->  export/p3.safetensors + export/p3.json
 Weight average:   vfi train average soup.pkl ckpt/a_best.pkl ckpt/b_best.pkl  (same architecture)
 Wider flow:       vfi train grow wide.pkl ckpt/a_best.pkl --flow_dims 128,96,96  (same output)
@@ -81,7 +82,12 @@ class _TrainGroup(click.Group):
     default=None,
     help="Bilateral cost volume in the flow decoder (default: the model's own; on in vfi-s).",
 )
-@click.option("--resume", metavar="EXP", help="Start from EXP's best weights (the phase chain).")
+@click.option(
+    "--resume",
+    metavar="EXP",
+    help="Start from EXP's best weights (the phase chain), a weights file (.pkl, .safetensors) "
+    "or a model name (vfi-s: fine-tune the bundled weights).",
+)
 @click.option(
     "--freeze_backbone",
     type=int,
