@@ -27,16 +27,36 @@ def _rel(a, b):
     return ((a - b).norm() / b.norm()).item()
 
 
+@pytest.mark.parametrize("passing", ["matrix", "loop"])
 @pytest.mark.parametrize("chunk", [1, 4, 16, 64])
 @pytest.mark.parametrize("length", [1, 7, 33, 100])
-def test_chunked_scan_equals_recurrence_f64(chunk, length):
+def test_chunked_scan_equals_recurrence_f64(chunk, length, passing):
     args = _inputs(2, length, 4, 8, 2, 16, torch.float64, seed=length * 7 + chunk)
-    assert _rel(ssd_chunked(*args, chunk_size=chunk), ssd_reference(*args)) < F64_RTOL
+    y = ssd_chunked(*args, chunk_size=chunk, state_passing=passing)
+    assert _rel(y, ssd_reference(*args)) < F64_RTOL
 
 
-def test_chunked_scan_f32():
+@pytest.mark.parametrize("passing", ["matrix", "loop"])
+def test_chunked_scan_f32(passing):
     args = _inputs(1, 200, 2, 16, 1, 32, torch.float32)
-    assert _rel(ssd_chunked(*args, chunk_size=64), ssd_reference(*args)) < F32_RTOL
+    y = ssd_chunked(*args, chunk_size=64, state_passing=passing)
+    assert _rel(y, ssd_reference(*args)) < F32_RTOL
+
+
+def test_loop_passing_has_the_matrix_passings_gradients():
+    """Training on the CPU goes through the loop: its gradients are the matrix form's (f64)."""
+    grads = {}
+    for passing in ("matrix", "loop"):
+        args = [a.clone().requires_grad_() for a in _inputs(1, 45, 2, 4, 1, 8, torch.float64)]
+        ssd_chunked(*args, chunk_size=8, state_passing=passing).square().sum().backward()
+        grads[passing] = [a.grad for a in args]
+    for g_loop, g_matrix in zip(grads["loop"], grads["matrix"]):
+        assert _rel(g_loop, g_matrix) < F64_RTOL
+
+
+def test_unknown_state_passing_is_refused():
+    with pytest.raises(ValueError, match="state_passing"):
+        ssd_chunked(*_inputs(1, 8, 2, 4, 1, 8, torch.float32), chunk_size=4, state_passing="scan")
 
 
 def test_scan_is_causal():

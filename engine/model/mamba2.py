@@ -12,7 +12,8 @@ Three implementations of the SSD scan, one function each:
 
 - :func:`ssd_reference` — the sequential recurrence, a loop over time. Slow and obviously right.
 - :func:`ssd_chunked` — the chunked "state space duality" form (quadratic inside chunks, a linear
-  recurrence between chunk states), all in PyTorch: the CPU path, and the GPU path without mamba-ssm.
+  recurrence between chunk states), all in PyTorch: the CPU path (short chunks, states passed in a
+  loop), and the GPU path without mamba-ssm (the config's chunks, states passed in one product).
 - ``mamba_ssm``'s Triton kernel ``mamba_chunk_scan_combined``, used on CUDA when importable
   (through :mod:`engine.model.ssm_ops`, which keeps it inside one torch.compile graph).
 
@@ -131,6 +132,13 @@ def ssd_reference(x, dt, A, Bm, Cm):
     return torch.stack(ys, dim=1)
 
 
+# The PyTorch scan's chunk length on the CPU, with the chunk states passed in a loop. The work
+# inside chunks grows with the length, the number of steps between them shrinks: at the bundled
+# vfi-s's 480p shapes (2 cores, fp32) 16 and 32 were fastest (3x faster than 128 with the matrix
+# passing); 32 halves the loop's steps (docs/benchmarks.md, CPU section).
+CPU_CHUNK_SIZE = 32
+
+
 def _segsum(a: torch.Tensor) -> torch.Tensor:
     """a (..., T) -> (..., T, T) with out[i, j] = a[j+1] + ... + a[i] for i >= j, -inf above.
 
@@ -145,8 +153,15 @@ def _segsum(a: torch.Tensor) -> torch.Tensor:
     return out.masked_fill(~keep, float("-inf"))
 
 
-def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int):
-    """The chunked SSD algorithm: exact, O(L * chunk) memory, batched matrix products."""
+def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int, state_passing: str = "matrix"):
+    """The chunked SSD algorithm: exact, O(L * chunk) memory, batched matrix products.
+
+    ``state_passing`` picks how step 3 carries the chunk states along the sequence, with the same
+    result: ``"matrix"`` multiplies by the (c+1, c+1) matrix of decays between all chunk pairs
+    (a few large products, so few kernel launches: the GPU's choice, but O(c^2) work), ``"loop"``
+    runs the recurrence one chunk at a time (O(c) work in c small steps: the CPU's choice, where it
+    makes short chunks cheap; see CPU_CHUNK_SIZE).
+    """
     b, length, h, p = x.shape
     rep = h // Bm.shape[2]
     pad = (-length) % chunk_size
@@ -172,9 +187,19 @@ def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int):
     states = torch.einsum("bclhn,bhcl,bclhp->bchpn", Bh, decay_to_end, X)  # (B, c, H, P, N)
 
     # 3. Pass states between chunks: the same recurrence, one step per chunk.
-    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)  # (B, c+1, H, P, N)
-    decay_chunk = torch.exp(_segsum(F.pad(A_cum[..., -1], (1, 0))))  # (B, H, c+1, c+1)
-    states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)[:, :-1]  # (B, c, H, P, N)
+    if state_passing == "loop":
+        chunk_decay = torch.exp(A_cum[..., -1]).permute(0, 2, 1)[..., None, None]  # (B, c, H, 1, 1)
+        entering, s = [], torch.zeros_like(states[:, 0])  # (B, H, P, N)
+        for k in range(c):
+            entering.append(s)
+            s = chunk_decay[:, k] * s + states[:, k]
+        states = torch.stack(entering, dim=1)  # (B, c, H, P, N): the state entering each chunk
+    elif state_passing == "matrix":
+        states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)  # (B, c+1, H, P, N)
+        decay_chunk = torch.exp(_segsum(F.pad(A_cum[..., -1], (1, 0))))  # (B, H, c+1, c+1)
+        states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)[:, :-1]  # (B, c, H, P, N)
+    else:
+        raise ValueError(f"state_passing must be 'matrix' or 'loop', got {state_passing!r}")
 
     # 4. Each position reads the state entering its chunk, decayed to its offset.
     decay_in = torch.exp(A_cum)  # (B, H, c, l)
@@ -341,8 +366,10 @@ class Mamba2(nn.Module):
             dt = F.softplus(dt + self.dt_bias.to(work))  # (B, L, H)
             if self.backend == "reference":
                 y = ssd_reference(x, dt, A, Bm, Cm)
-            else:
+            elif x.is_cuda:
                 y = ssd_chunked(x, dt, A, Bm, Cm, self.chunk_size)
+            else:  # the chunk length is a speed choice only: every length gives the same scan
+                y = ssd_chunked(x, dt, A, Bm, Cm, CPU_CHUNK_SIZE, state_passing="loop")
             return y + x * self.D.to(work)[:, None]
 
 
