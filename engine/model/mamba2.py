@@ -163,28 +163,31 @@ def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int, state_passing: str = "matrix"
     makes short chunks cheap; see CPU_CHUNK_SIZE).
     """
     b, length, h, p = x.shape
-    rep = h // Bm.shape[2]
+    g, n = Bm.shape[2], Bm.shape[3]
+    r = h // g  # heads per group: head j * r + i reads group j's B and C
     pad = (-length) % chunk_size
     if pad:  # zero dt and x in the padding: no decay, no input; causal, so earlier y are unchanged
         x = F.pad(x, (0, 0, 0, 0, 0, pad))
         dt = F.pad(dt, (0, 0, 0, pad))
         Bm = F.pad(Bm, (0, 0, 0, 0, 0, pad))
         Cm = F.pad(Cm, (0, 0, 0, 0, 0, pad))
-    c = x.shape[1] // chunk_size
-    Bh = Bm.repeat_interleave(rep, dim=2).reshape(b, c, chunk_size, h, -1)  # (B, c, l, H, N)
-    Ch = Cm.repeat_interleave(rep, dim=2).reshape(b, c, chunk_size, h, -1)
-    X = (x * dt[..., None]).reshape(b, c, chunk_size, h, p)  # (B, c, l, H, P)
-    Adt = (dt * A).reshape(b, c, chunk_size, h).permute(0, 3, 1, 2)  # (B, H, c, l)
+    c, l = x.shape[1] // chunk_size, chunk_size
+    Bc = Bm.reshape(b, c, l, g, n)  # (B, c, l, G, N)
+    Cc = Cm.reshape(b, c, l, g, n)
+    X = (x * dt[..., None]).reshape(b, c, l, g, r, p)  # (B, c, l, G, R, P)
+    Adt = (dt * A).reshape(b, c, l, h).permute(0, 3, 1, 2)  # (B, H, c, l)
     A_cum = torch.cumsum(Adt, dim=-1)  # (B, H, c, l)
 
-    # 1. Within each chunk: a masked, decayed attention-like product.
-    Lmat = torch.exp(_segsum(Adt))  # (B, H, c, l, l)
-    scores = torch.einsum("bclhn,bcshn->bhcls", Ch, Bh) * Lmat  # (B, H, c, l, s)
-    y_diag = torch.einsum("bhcls,bcshp->bclhp", scores, X)
+    # 1. Within each chunk: a masked, decayed attention-like product. C B^T is the same for the
+    #    heads of a group, so it is formed once per group, not once per head.
+    Lmat = torch.exp(_segsum(Adt)).reshape(b, g, r, c, l, l)  # (B, G, R, c, l, s)
+    CB = torch.einsum("bclgn,bcsgn->bgcls", Cc, Bc)  # (B, G, c, l, s)
+    y_diag = torch.einsum("bgrcls,bcsgrp->bclgrp", CB[:, :, None] * Lmat, X)  # (B, c, l, G, R, P)
 
     # 2. The state each chunk leaves behind (inputs decayed to the chunk's end).
-    decay_to_end = torch.exp(A_cum[..., -1:] - A_cum)  # (B, H, c, l)
-    states = torch.einsum("bclhn,bhcl,bclhp->bchpn", Bh, decay_to_end, X)  # (B, c, H, P, N)
+    decay_to_end = torch.exp(A_cum[..., -1:] - A_cum).reshape(b, g, r, c, l)  # (B, G, R, c, l)
+    X_end = X * decay_to_end.permute(0, 3, 4, 1, 2)[..., None]  # (B, c, l, G, R, P)
+    states = torch.einsum("bclgn,bclgrp->bcgrpn", Bc, X_end).reshape(b, c, h, p, n)  # (B,c,H,P,N)
 
     # 3. Pass states between chunks: the same recurrence, one step per chunk.
     if state_passing == "loop":
@@ -202,10 +205,10 @@ def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int, state_passing: str = "matrix"
         raise ValueError(f"state_passing must be 'matrix' or 'loop', got {state_passing!r}")
 
     # 4. Each position reads the state entering its chunk, decayed to its offset.
-    decay_in = torch.exp(A_cum)  # (B, H, c, l)
-    y_off = torch.einsum("bclhn,bchpn,bhcl->bclhp", Ch, states, decay_in)
-    y = (y_diag + y_off).reshape(b, c * chunk_size, h, p)
-    return y[:, :length]
+    decay_in = torch.exp(A_cum).reshape(b, g, r, c, l).permute(0, 3, 4, 1, 2)  # (B, c, l, G, R)
+    y_off = torch.einsum("bclgn,bcgrpn->bclgrp", Cc, states.reshape(b, c, g, r, p, n))
+    y = y_diag + y_off * decay_in[..., None]  # (B, c, l, G, R, P)
+    return y.reshape(b, c * l, h, p)[:, :length]
 
 
 def gated_rmsnorm_reference(y, z, weight, eps: float, group_size: int):
