@@ -175,23 +175,25 @@ def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int, state_passing: str = "matrix"
     Bc = Bm.reshape(b, c, l, g, n)  # (B, c, l, G, N)
     Cc = Cm.reshape(b, c, l, g, n)
     X = (x * dt[..., None]).reshape(b, c, l, g, r, p)  # (B, c, l, G, R, P)
-    Adt = (dt * A).reshape(b, c, l, h).permute(0, 3, 1, 2)  # (B, H, c, l)
-    A_cum = torch.cumsum(Adt, dim=-1)  # (B, H, c, l)
+    # The decays stay in the layout of X (time before heads), so that scaling X by them
+    # broadcasts over P alone; only the intra-chunk matrix wants heads first.
+    Adt = (dt * A).reshape(b, c, l, h)  # (B, c, l, H)
+    A_cum = torch.cumsum(Adt, dim=2)  # (B, c, l, H)
 
     # 1. Within each chunk: a masked, decayed attention-like product. C B^T is the same for the
     #    heads of a group, so it is formed once per group, not once per head.
-    Lmat = torch.exp(_segsum(Adt)).reshape(b, g, r, c, l, l)  # (B, G, R, c, l, s)
+    Lmat = torch.exp(_segsum(Adt.permute(0, 3, 1, 2))).reshape(b, g, r, c, l, l)  # (B,G,R,c,l,s)
     CB = torch.einsum("bclgn,bcsgn->bgcls", Cc, Bc)  # (B, G, c, l, s)
     y_diag = torch.einsum("bgrcls,bcsgrp->bclgrp", CB[:, :, None] * Lmat, X)  # (B, c, l, G, R, P)
 
     # 2. The state each chunk leaves behind (inputs decayed to the chunk's end).
-    decay_to_end = torch.exp(A_cum[..., -1:] - A_cum).reshape(b, g, r, c, l)  # (B, G, R, c, l)
-    X_end = X * decay_to_end.permute(0, 3, 4, 1, 2)[..., None]  # (B, c, l, G, R, P)
+    decay_to_end = torch.exp(A_cum[:, :, -1:] - A_cum)  # (B, c, l, H)
+    X_end = X * decay_to_end.reshape(b, c, l, g, r, 1)  # (B, c, l, G, R, P)
     states = torch.einsum("bclgn,bclgrp->bcgrpn", Bc, X_end).reshape(b, c, h, p, n)  # (B,c,H,P,N)
 
     # 3. Pass states between chunks: the same recurrence, one step per chunk.
     if state_passing == "loop":
-        chunk_decay = torch.exp(A_cum[..., -1]).permute(0, 2, 1)[..., None, None]  # (B, c, H, 1, 1)
+        chunk_decay = torch.exp(A_cum[:, :, -1])[..., None, None]  # (B, c, H, 1, 1)
         entering, s = [], torch.zeros_like(states[:, 0])  # (B, H, P, N)
         for k in range(c):
             entering.append(s)
@@ -199,15 +201,16 @@ def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int, state_passing: str = "matrix"
         states = torch.stack(entering, dim=1)  # (B, c, H, P, N): the state entering each chunk
     elif state_passing == "matrix":
         states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)  # (B, c+1, H, P, N)
-        decay_chunk = torch.exp(_segsum(F.pad(A_cum[..., -1], (1, 0))))  # (B, H, c+1, c+1)
+        chunk_sums = F.pad(A_cum[:, :, -1].transpose(1, 2), (1, 0))  # (B, H, c+1)
+        decay_chunk = torch.exp(_segsum(chunk_sums))  # (B, H, c+1, c+1)
         states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)[:, :-1]  # (B, c, H, P, N)
     else:
         raise ValueError(f"state_passing must be 'matrix' or 'loop', got {state_passing!r}")
 
     # 4. Each position reads the state entering its chunk, decayed to its offset.
-    decay_in = torch.exp(A_cum).reshape(b, g, r, c, l).permute(0, 3, 4, 1, 2)  # (B, c, l, G, R)
+    decay_in = torch.exp(A_cum).reshape(b, c, l, g, r, 1)  # (B, c, l, G, R, 1)
     y_off = torch.einsum("bclgn,bcgrpn->bclgrp", Cc, states.reshape(b, c, g, r, p, n))
-    y = y_diag + y_off * decay_in[..., None]  # (B, c, l, G, R, P)
+    y = y_diag + y_off * decay_in  # (B, c, l, G, R, P)
     return y.reshape(b, c * l, h, p)[:, :length]
 
 
