@@ -54,6 +54,30 @@ def test_loop_passing_has_the_matrix_passings_gradients():
         assert _rel(g_loop, g_matrix) < F64_RTOL
 
 
+def test_cpu_eager_scan_loops_and_a_traced_one_keeps_the_matrix_form(monkeypatch):
+    """Eager on the CPU: short chunks, states passed in a loop (fast there). Under torch.compile
+    the loop would unroll into one node per chunk, so the traced scan keeps the matrix form."""
+    from engine.model import mamba2
+
+    seen, real = [], mamba2.ssd_chunked
+
+    def spy(*args, state_passing="matrix"):
+        seen.append(state_passing)
+        return real(*args, state_passing=state_passing)
+
+    monkeypatch.setattr(mamba2, "ssd_chunked", spy)
+    torch.manual_seed(0)
+    m = Mamba2(16, d_state=8, headdim=8, chunk_size=8).eval()
+    u = torch.randn(1, 40, 16)
+    with torch.no_grad():
+        eager = m(u)
+        assert seen == ["loop"]
+        traced = torch.compile(m, backend="eager", fullgraph=True)(u)
+        torch._dynamo.reset()
+    assert seen[1:] == ["matrix"]
+    torch.testing.assert_close(traced, eager, atol=1e-5, rtol=0)
+
+
 def test_unknown_state_passing_is_refused():
     with pytest.raises(ValueError, match="state_passing"):
         ssd_chunked(*_inputs(1, 8, 2, 4, 1, 8, torch.float32), chunk_size=4, state_passing="scan")

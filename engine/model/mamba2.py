@@ -372,7 +372,9 @@ class Mamba2(nn.Module):
             dt = F.softplus(dt + self.dt_bias.to(work))  # (B, L, H)
             if self.backend == "reference":
                 y = ssd_reference(x, dt, A, Bm, Cm)
-            elif x.is_cuda:
+            elif x.is_cuda or torch.compiler.is_compiling():
+                # Traced by torch.compile, the loop would unroll into one graph node per chunk
+                # (thousands at 1080p): compiled code keeps the fixed-size matrix form.
                 y = ssd_chunked(x, dt, A, Bm, Cm, self.chunk_size)
             else:  # the chunk length is a speed choice only: every length gives the same scan
                 y = ssd_chunked(x, dt, A, Bm, Cm, CPU_CHUNK_SIZE, state_passing="loop")
