@@ -176,7 +176,9 @@ def test_the_model_with_the_kernels_traces_as_one_graph(interpreted):
     a, b = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
     graphs, breaks, ref, traced = _explain_kernels_model(model, a, b)
     assert (graphs, breaks) == (1, 0)
-    torch.testing.assert_close(traced, ref, atol=1e-6, rtol=0)
+    # Eager on the CPU the Mamba2 scan passes its chunk states in a loop, traced in one product
+    # (engine/model/mamba2.py): the same sums in another order, so fp32 rounding apart.
+    torch.testing.assert_close(traced, ref, atol=1e-5, rtol=0)
 
 
 def test_the_kernel_operators_fake_shapes_match_their_results(interpreted):
