@@ -5,8 +5,9 @@ python benchmarks/corr_speed.py [--res 1080p] [--best_out tile.txt]
 Times every combination of ``engine/model/triton_kernels.py``'s correlation tile
 (``CORR_BLOCK_X`` pixels x ``CORR_BLOCK_C`` channels) and warp count on inputs shaped as the
 model passes them (bf16 slices of a wider channels-last tensor, unit-normalised), checks each
-against the default's scores, and prints them fastest first. ``--best_out`` writes the fastest tile whose scores agree with the default's
-(``BLOCK_X,BLOCK_C,warps``, the form ``profile_model.py --corr_tile`` takes).
+against the default's scores, and prints them fastest first. ``--best_out`` writes the fastest
+tile whose scores agree with the default's (``BLOCK_X,BLOCK_C,warps``, the form
+``profile_model.py --corr_tile`` takes).
 
 A ranking here is a candidate, not a verdict: on an H100 (docs/benchmarks.md, version 7) the
 fastest tile here, (64, 16, 4), made the compiled forward 0.3 ms slower than the default, so a

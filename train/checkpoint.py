@@ -347,10 +347,11 @@ def read_start(inp: str | Path, fix: str = "give a checkpoint written by `vfi tr
     return weights.load_variant_weights(variant), variant.config, {}
 
 
-def load_phase_start(source: str | Path, model, config: ModelConfig) -> list[str]:
-    """Start a run from other weights (:func:`read_start`: another experiment's best, an export,
-    a registered model); returns the modules this run switches on (zero-initialised)."""
-    state, saved, _ = read_start(source)
+def load_phase_start(start: tuple, source: str | Path, model, config: ModelConfig) -> list[str]:
+    """Load the weights a run starts from (``start``: :func:`read_start` of ``source``, another
+    experiment's best, an export or a registered model) into ``model``; returns the modules this
+    run switches on (zero-initialised)."""
+    state, saved, _ = start
     switched = check_phase_chain(saved, config, source)
     load_state(model, state, source, allow_missing=tuple(switched))
     return switched

@@ -148,8 +148,11 @@ def model_config_from_arg(name: str) -> ModelConfig:
     return variant.config
 
 
-def resolve_model_config(cfg, paths, resuming: bool, override: ModelConfig | None) -> ModelConfig:
-    """The architecture: injected > --model > the run being resumed > --resume's > vfi-s."""
+def resolve_model_config(
+    cfg, paths, resuming: bool, override: ModelConfig | None, start: tuple | None = None
+) -> ModelConfig:
+    """The architecture: injected > --model > the run being resumed > --resume's > vfi-s.
+    ``start``: --resume's weights when already read (:func:`train.checkpoint.read_start`)."""
     if override is not None:
         base = override
     elif cfg.model:
@@ -157,7 +160,7 @@ def resolve_model_config(cfg, paths, resuming: bool, override: ModelConfig | Non
     elif resuming and paths.latest.is_file():
         base = checkpoint.peek_config(paths)
     elif cfg.resume:
-        base = checkpoint.read_start(resume_source(cfg))[1]
+        base = (start or checkpoint.read_start(resume_source(cfg)))[1]
     else:
         base = model_config_from_arg("vfi-s")
     changes = {"feature_warp": cfg.feature_warp, "texture_path": cfg.texture_path}
@@ -232,7 +235,11 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
     root = run_root(cfg)
     paths = checkpoint.paths_for(root / "ckpt", cfg.exp_name)
     resuming = not cfg.dry_run and checkpoint.exists(paths)
-    config = resolve_model_config(cfg, paths, resuming, model_config)
+    # A new run's start weights (--resume), read once: their config decides the architecture,
+    # their tensors go into the model once it is built.
+    start_src = resume_source(cfg) if cfg.resume and not resuming else None
+    start = checkpoint.read_start(start_src) if start_src else None
+    config = resolve_model_config(cfg, paths, resuming, model_config, start)
 
     # ---- data (a missing or malformed dataset fails here, before anything is written)
     dataset, sampler, sources = build_train_data(cfg, d.rank, d.world)
@@ -280,12 +287,11 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                 f"saved: the cosine continues at {lr_at(state['step'], cfg, total_steps):.3g}, "
                 f"not {lr_at(state['step'], cfg, saved_total):.3g}"
             )
-    elif cfg.resume:
-        src = resume_source(cfg)
-        new = checkpoint.load_phase_start(src, model, config)
+    elif start is not None:
+        new = checkpoint.load_phase_start(start, start_src, model, config)
         if ema is not None:
             ema.reset(model)
-        start_note = f"starting {cfg.exp_name} (phase {cfg.phase}) from {src}" + (
+        start_note = f"starting {cfg.exp_name} (phase {cfg.phase}) from {start_src}" + (
             f"; new zero-initialised modules: {', '.join(new)}" if new else ""
         )
     if d.rank > 0:  # distinct augmentation per process, reproducible from (seed, rank, step)
