@@ -13,6 +13,7 @@ from engine.config import BACKBONE_MODES, ModelConfig
 from engine.interpolator import _cannot_compile
 from engine.loading import build_model
 from engine.metrics import psnr
+from engine.model.pad8 import Pad8Conv2d
 from engine.registry import VARIANTS
 
 # What bf16 autocast (or the compiled bf16 forward) may cost against fp32 on a panned texture.
@@ -221,6 +222,9 @@ def test_compiled_interpolator_on_cuda_matches_eager():
     a, b, mid, quarter, three_quarters = panned_frames(256, 640, (-4, 4, 0, -2, 2), device="cuda")
     eager = Interpolator(model, device="cuda", precision="bf16")
     compiled = Interpolator(model, device="cuda", precision="bf16", compile=True)
+    # Compiled on CUDA, the Interpolator runs a copy with channel-padded convolutions.
+    assert any(isinstance(m, Pad8Conv2d) for m in compiled.model.modules())
+    assert not any(isinstance(m, Pad8Conv2d) for m in model.modules())
     fp32 = Interpolator(model, device="cuda", precision="fp32", cuda_graphs=False)
     scores = [psnr(ip(a, b, 0.5), mid).item() for ip in (fp32, eager, compiled)]
     assert scores[0] > psnr((a + b) / 2, mid).item() + 10  # the model does its job here

@@ -6,7 +6,7 @@ import torch
 from conftest import panned_frames
 
 from engine.loading import load_model
-from engine.model.pad8 import MULTIPLE, pad_convolutions
+from engine.model.pad8 import MULTIPLE, Pad8Conv2d, pad_convolutions, padded_copy
 
 
 def test_the_padded_model_gives_the_same_frame():
@@ -22,3 +22,19 @@ def test_the_padded_model_gives_the_same_frame():
         if type(m) is torch.nn.Conv2d and m.groups == 1:
             assert m.in_channels % MULTIPLE == 0 and m.out_channels % MULTIPLE == 0
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+
+def test_padded_copy_leaves_the_model_as_it_was():
+    """The compiled CUDA Interpolator runs a padded copy: the caller's model keeps its layers and
+    its state dict (it may still be saved, trained or run eagerly)."""
+    model = load_model("vfi-s").eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a, b, _ = panned_frames(32, 64, (1, 0, 0))
+    copy = padded_copy(model)
+    assert not any(isinstance(m, Pad8Conv2d) for m in model.modules())
+    assert sum(isinstance(m, Pad8Conv2d) for m in copy.modules()) == 11
+    assert model.state_dict().keys() == before.keys()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with torch.inference_mode():
+        torch.testing.assert_close(copy(a, b), model(a, b), atol=1e-5, rtol=0)

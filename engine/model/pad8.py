@@ -1,4 +1,4 @@
-"""Convolutions padded to channel counts that are multiples of 8 (an inference experiment).
+"""Convolutions padded to channel counts that are multiples of 8 (compiled CUDA inference).
 
 cuDNN's bf16 tensor-core convolutions in NHWC want input and output channel counts divisible by
 8; for the others it launches a padding kernel around the convolution (``nhwcAddPaddingKernel``:
@@ -10,12 +10,17 @@ inputs and 5-channel heads, the cost volumes' 49 scores, the refinement's stem a
 appended to the input and zero filters to the weights, the extra outputs sliced off. The result
 is the same function (the zero channels add exact zeros); under torch.compile the input's
 padding can fuse into the kernel that produces it (often a concatenation), so the separate
-padding pass may disappear. Whether that is faster is measured with
-``benchmarks/profile_model.py --pad8``; until it is, nothing uses this by default.
+padding pass may disappear. It does: ``benchmarks/profile_model.py --compile [--pad8]`` measured
+the compiled 1080p bf16 forward at 8.32 ms plain and 7.95 ms padded on one H200
+(docs/benchmarks.md, version 8). :class:`engine.interpolator.Interpolator` therefore compiles
+:func:`padded_copy` of the model on CUDA. Without torch.compile the input padding stays a separate
+kernel, so eager and CUDA-graph runs keep the plain model.
 Inference only: the padded copies are new parameters, not the checkpoint's.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -65,3 +70,11 @@ def pad_convolutions(model: nn.Module) -> list[str]:
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, Pad8Conv2d(mod))
     return [name for name, _ in targets]
+
+
+def padded_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with :func:`pad_convolutions` applied; ``model`` is left as it was
+    (callers may still save it, train it or run it eagerly)."""
+    padded = copy.deepcopy(model)
+    pad_convolutions(padded)
+    return padded
