@@ -118,6 +118,13 @@ class Interpolator:
         self.scale = float(scale)
         self.tile = tile
         self.model = model.to(self.device).eval()
+        if compile and self.device.type == "cuda":
+            # Compiled, the zero channels of the padded convolutions fuse into the kernels that
+            # feed them and cuDNN's own padding pass goes (engine/model/pad8.py; H200: -0.37 ms,
+            # 1080p). Padded before the layout change below, which must reach the new layers too.
+            from engine.model.pad8 import padded_copy
+
+            self.model = padded_copy(self.model)
         if self.device.type == "cuda":
             # cuDNN's bf16/fp16 convolutions run in NHWC; NCHW would add a transpose around each.
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -125,12 +132,6 @@ class Interpolator:
         # Static shapes: frames (or tiles) of a run share one shape, and each new one recompiles.
         # t always arrives as a tensor (time_tensor), so new t values do not recompile.
         wrap = functools.partial(torch.compile, dynamic=False) if compile else (lambda fn: fn)
-        if compile and self.device.type == "cuda":
-            # Compiled, the zero channels of the padded convolutions fuse into the kernels that
-            # feed them and cuDNN's own padding pass goes (engine/model/pad8.py; H200: -0.37 ms, 1080p).
-            from engine.model.pad8 import padded_copy
-
-            self.model = padded_copy(self.model)
         self._net = wrap(self.model)
         if hasattr(self.model, "encode"):  # many(): encode once, decode per t
             self._encode, self._decode = wrap(self.model.encode), wrap(self.model.decode)

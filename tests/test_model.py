@@ -223,7 +223,10 @@ def test_compiled_interpolator_on_cuda_matches_eager():
     eager = Interpolator(model, device="cuda", precision="bf16")
     compiled = Interpolator(model, device="cuda", precision="bf16", compile=True)
     # Compiled on CUDA, the Interpolator runs a copy with channel-padded convolutions.
-    assert any(isinstance(m, Pad8Conv2d) for m in compiled.model.modules())
+    padded = [m for m in compiled.model.modules() if isinstance(m, Pad8Conv2d)]
+    assert padded and all(
+        m.conv.weight.is_contiguous(memory_format=torch.channels_last) for m in padded
+    )  # NHWC, as the rest: padded after the layout change, they would run NCHW
     assert not any(isinstance(m, Pad8Conv2d) for m in model.modules())
     fp32 = Interpolator(model, device="cuda", precision="fp32", cuda_graphs=False)
     scores = [psnr(ip(a, b, 0.5), mid).item() for ip in (fp32, eager, compiled)]
