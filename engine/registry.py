@@ -102,11 +102,12 @@ VARIANTS: dict[str, Variant] = {
             # then one 4,000-step schedule of it on 4 H100s (4 x 20 minutes), then 2,500 steps
             # with texture-weighted distillation on 2 H100s (2 x 14 minutes), then one more
             # 2,750-step schedule of that recipe on 2 H200s (2 x 14 minutes), twice, then once
-            # more on 2 H100s to step 2,550 (2 x 17 minutes); RIFE HDv3 flow distillation; fp16,
+            # more on 2 H100s to step 2,550 (2 x 17 minutes), then once more on 2 H200s (its EMA
+            # at step 2,000 of 2,750, 2 x 10 minutes); RIFE HDv3 flow distillation; fp16,
             # inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="2eeb3643c5d3ae06c84fa44095ce5670af9d4cacae8e56318a0e29c15de340d3",
+                sha256="bd8f9e18d2e69cde8ff4bfef1bfedea38033c2f143fde4a0d1364cdb012b0abc",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,

@@ -185,6 +185,8 @@ def test_resume_continues_step_and_optimizer(data, tmp_path):
     # The EMA weights at the latest step are a weights file of their own, at the same step.
     ema_record = checkpoint.read(tmp_path / "ckpt" / "r_ema.pkl")
     assert ema_record["train"]["step"] == 4 and ema_record["train"]["ema_weights"]
+    # The best weights of an EMA run are the EMA's, and their record says so (exports carry it).
+    assert checkpoint.read(tmp_path / "ckpt" / "r_best.pkl")["train"]["ema_weights"]
     ema_model = load_model(tmp_path / "ckpt" / "r_ema.pkl")
     differs = [
         not torch.equal(a, b)

@@ -350,6 +350,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             state["best_psnr"], state["best_epoch"] = evaluated[0], state["epoch"]
             eval_weights = ema.weights_for(model) if ema else model.state_dict()
             best_meta = {**meta, "psnr": evaluated[0], "ssim": evaluated[1]}
+            best_meta["ema_weights"] = ema is not None  # as <exp>_ema.pkl's record says it
             checkpoint.save_best(paths, eval_weights, config, best_meta)
         ema_state = ema.state_dict() if ema else None
         optim = {
