@@ -385,6 +385,20 @@ def test_time_model_counts_parameters(tiny_model):
     assert r.summary["params"] == sum(p.numel() for p in tiny_model.parameters()) > 0
 
 
+def test_time_compile_goes_through_the_interpolator(tiny_model, monkeypatch):
+    """`bench time --compile` times the Interpolator's compiled path (what `vfi interpolate
+    --compile` runs: static shapes), not a compile of its own around it."""
+    import engine.interpolator
+    from train.timetest import time_model
+
+    calls = []
+    monkeypatch.setattr(engine.interpolator, "_cannot_compile", lambda device: None)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(kw) or fn)
+    r = time_model(tiny_model, resolution="40x24", device="cpu", compile=True, warmup=0, runs=1)
+    assert r.protocol["compile"] and calls
+    assert all(kw == {"dynamic": False} for kw in calls)
+
+
 def test_time_registry_model_without_weights_uses_random_init(tmp_path):
     # vfi-b has no trained weights yet: `time` measures a random init of it
     out = tmp_path / "t.json"

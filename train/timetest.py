@@ -78,11 +78,9 @@ def time_model(
         raise VfiError("--batch must be at least 1")
     n_params = sum(p.numel() for p in model.parameters())
     model_label = model_label or type(model).__name__
-    if compile:
-        if not hasattr(torch, "compile"):
-            raise VfiError("--compile needs torch.compile (PyTorch 2)")
-        model = torch.compile(model)
-    interp = Interpolator(model, device=device, precision=precision, scale=scale)
+    # --compile times what `vfi interpolate --compile` runs: the Interpolator's compiled path
+    # (static shapes, one graph inside the CUDA graph, padded convolutions on CUDA).
+    interp = Interpolator(model, device=device, precision=precision, scale=scale, compile=compile)
     predictor = Predictor(interp, 0, tta)
     dev = interp.device
     cuda = dev.type == "cuda"
