@@ -118,16 +118,8 @@ class Interpolator:
         self.scale = float(scale)
         self.tile = tile
         self.model = model.to(self.device).eval()
-        if compile and self.device.type == "cuda":
-            # Compiled, the zero channels of the padded convolutions fuse into the kernels that
-            # feed them and cuDNN's own padding pass goes (engine/model/pad8.py; H200: -0.37 ms,
-            # 1080p). Padded before the layout change below, which must reach the new layers too.
-            from engine.model.pad8 import padded_copy
-
-            self.model = padded_copy(self.model)
         if self.device.type == "cuda":
-            # cuDNN's bf16/fp16 convolutions run in NHWC; NCHW would add a transpose around each.
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = _cuda_layout(self.model, compile)
         self._graphs = _GraphCache() if cuda_graphs and self.device.type == "cuda" else None
         # Static shapes: frames (or tiles) of a run share one shape, and each new one recompiles.
         # t always arrives as a tensor (time_tensor), so new t values do not recompile.
@@ -199,6 +191,20 @@ class Interpolator:
     def _forward(self, a, b, t):
         with self.autocast():
             return self._net(a, b, t, scale=self.scale) if self.scale != 1 else self._net(a, b, t)
+
+
+def _cuda_layout(model: torch.nn.Module, compile: bool) -> torch.nn.Module:
+    """The model as CUDA runs it: NHWC weights and, compiled, convolutions padded to multiples of
+    8 channels (a copy; ``model`` itself is only converted to NHWC)."""
+    if compile:
+        # Compiled, the zero channels of the padded convolutions fuse into the kernels that feed
+        # them and cuDNN's own padding pass goes (engine/model/pad8.py; H200: -0.37 ms, 1080p).
+        # Padded before the layout change below, which must reach the new layers too.
+        from engine.model.pad8 import padded_copy
+
+        model = padded_copy(model)
+    # cuDNN's bf16/fp16 convolutions run in NHWC; NCHW would add a transpose around each.
+    return model.to(memory_format=torch.channels_last)
 
 
 def _cannot_compile(device: torch.device) -> str | None:

@@ -38,3 +38,21 @@ def test_padded_copy_leaves_the_model_as_it_was():
         assert torch.equal(v, before[k]), k
     with torch.inference_mode():
         torch.testing.assert_close(copy(a, b), model(a, b), atol=1e-5, rtol=0)
+
+
+def test_the_compiled_cuda_layout_is_padded_and_nhwc():
+    """What Interpolator(compile=True) runs on CUDA, built on the CPU: a padded copy whose every
+    convolution (the new ones too) holds NHWC weights; eager CUDA runs keep the plain layers."""
+    from engine.interpolator import _cuda_layout
+
+    model = load_model("vfi-s").eval()
+    compiled = _cuda_layout(model, compile=True)
+    padded = [m for m in compiled.modules() if isinstance(m, Pad8Conv2d)]
+    assert len(padded) == 11 and compiled is not model
+    assert all(
+        m.weight.is_contiguous(memory_format=torch.channels_last)
+        for m in compiled.modules()
+        if type(m) is torch.nn.Conv2d and m.weight.ndim == 4 and m.weight.shape[1] > 1
+    )
+    eager = _cuda_layout(model, compile=False)
+    assert eager is model and not any(isinstance(m, Pad8Conv2d) for m in eager.modules())
