@@ -23,8 +23,9 @@ import torch
 from model_speed import RESOLUTIONS, cuda_time
 
 from engine.config import ModelConfig
-from engine.interpolator import capture_graph, pad_to
+from engine.interpolator import capture_graph, cuda_layout, pad_to
 from engine.loading import build_model
+from engine.model.pad8 import Pad8Conv2d
 from engine.registry import get_variant
 
 
@@ -76,12 +77,11 @@ def main():
 
         K.CORR_BLOCK_X, K.CORR_BLOCK_C, K.CORR_NUM_WARPS = map(int, args.corr_tile.split(","))
     torch.backends.cudnn.benchmark = True
-    model = build_model(cfg).cuda().eval()
+    # The layout the Interpolator runs on CUDA (NHWC; --pad8: padded before it, as compiled there)
+    model = cuda_layout(build_model(cfg).cuda().eval(), pad=args.pad8)
     if args.pad8:
-        from engine.model.pad8 import pad_convolutions
-
-        print(f"padded: {len(pad_convolutions(model))} convolutions", flush=True)
-    model = model.to(memory_format=torch.channels_last)
+        padded = sum(isinstance(m, Pad8Conv2d) for m in model.modules())
+        print(f"padded: {padded} convolutions", flush=True)
     if args.compile:
         model = torch.compile(model, dynamic=False, mode=args.mode, options=args.options)
     h, w = RESOLUTIONS[args.res]

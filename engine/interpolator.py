@@ -119,7 +119,7 @@ class Interpolator:
         self.tile = tile
         self.model = model.to(self.device).eval()
         if self.device.type == "cuda":
-            self.model = _cuda_layout(self.model, compile)
+            self.model = cuda_layout(self.model, pad=compile)
         self._graphs = _GraphCache() if cuda_graphs and self.device.type == "cuda" else None
         # Static shapes: frames (or tiles) of a run share one shape, and each new one recompiles.
         # t always arrives as a tensor (time_tensor), so new t values do not recompile.
@@ -193,10 +193,11 @@ class Interpolator:
             return self._net(a, b, t, scale=self.scale) if self.scale != 1 else self._net(a, b, t)
 
 
-def _cuda_layout(model: torch.nn.Module, compile: bool) -> torch.nn.Module:
-    """The model as CUDA runs it: NHWC weights and, compiled, convolutions padded to multiples of
-    8 channels (a copy; ``model`` itself is only converted to NHWC)."""
-    if compile:
+def cuda_layout(model: torch.nn.Module, pad: bool) -> torch.nn.Module:
+    """The model as CUDA runs it: NHWC weights and, with ``pad`` (the Interpolator's compiled
+    path), convolutions padded to multiples of 8 channels (a copy; ``model`` itself is only
+    converted to NHWC). benchmarks/profile_model.py builds its model through this too."""
+    if pad:
         # Compiled, the zero channels of the padded convolutions fuse into the kernels that feed
         # them and cuDNN's own padding pass goes (engine/model/pad8.py; H200: -0.37 ms, 1080p).
         # Padded before the layout change below, which must reach the new layers too.

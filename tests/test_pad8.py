@@ -43,10 +43,10 @@ def test_padded_copy_leaves_the_model_as_it_was():
 def test_the_compiled_cuda_layout_is_padded_and_nhwc():
     """What Interpolator(compile=True) runs on CUDA, built on the CPU: a padded copy whose every
     convolution (the new ones too) holds NHWC weights; eager CUDA runs keep the plain layers."""
-    from engine.interpolator import _cuda_layout
+    from engine.interpolator import cuda_layout
 
     model = load_model("vfi-s").eval()
-    compiled = _cuda_layout(model, compile=True)
+    compiled = cuda_layout(model, pad=True)
     padded = [m for m in compiled.modules() if isinstance(m, Pad8Conv2d)]
     assert len(padded) == 11 and compiled is not model
     assert all(
@@ -54,5 +54,5 @@ def test_the_compiled_cuda_layout_is_padded_and_nhwc():
         for m in compiled.modules()
         if type(m) is torch.nn.Conv2d and m.weight.ndim == 4 and m.weight.shape[1] > 1
     )
-    eager = _cuda_layout(model, compile=False)
+    eager = cuda_layout(model, pad=False)
     assert eager is model and not any(isinstance(m, Pad8Conv2d) for m in eager.modules())

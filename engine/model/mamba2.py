@@ -162,6 +162,8 @@ def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int, state_passing: str = "matrix"
     runs the recurrence one chunk at a time (O(c) work in c small steps: the CPU's choice, where it
     makes short chunks cheap; see CPU_CHUNK_SIZE).
     """
+    if state_passing not in ("matrix", "loop"):
+        raise ValueError(f"state_passing must be 'matrix' or 'loop', got {state_passing!r}")
     b, length, h, p = x.shape
     g, n = Bm.shape[2], Bm.shape[3]
     r = h // g  # heads per group: head j * r + i reads group j's B and C
@@ -199,13 +201,11 @@ def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int, state_passing: str = "matrix"
             entering.append(s)
             s = chunk_decay[:, k] * s + states[:, k]
         states = torch.stack(entering, dim=1)  # (B, c, H, P, N): the state entering each chunk
-    elif state_passing == "matrix":
+    else:  # "matrix"
         states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)  # (B, c+1, H, P, N)
         chunk_sums = F.pad(A_cum[:, :, -1].transpose(1, 2), (1, 0))  # (B, H, c+1)
         decay_chunk = torch.exp(_segsum(chunk_sums))  # (B, H, c+1, c+1)
         states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)[:, :-1]  # (B, c, H, P, N)
-    else:
-        raise ValueError(f"state_passing must be 'matrix' or 'loop', got {state_passing!r}")
 
     # 4. Each position reads the state entering its chunk, decayed to its offset.
     decay_in = torch.exp(A_cum).reshape(b, c, l, g, r, 1)  # (B, c, l, G, R, 1)
