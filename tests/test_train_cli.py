@@ -203,6 +203,23 @@ def test_max_iters_per_epoch_fixes_the_run_length(tmp_path):
     assert result.exit_code == 0, result.output
     log = (tmp_path / "log" / "train_n.log").read_text()
     assert "2 batches/epoch, 4 steps" in log and "done: step 4" in log
+    assert result.stderr.count("(export: vfi train export n)") == 1  # the closing line, once
+
+
+def test_only_the_evaluating_rank_prints_the_closing_line(tmp_path, monkeypatch):
+    """Under torchrun every rank returns from train(); the others' best PSNR is the one they
+    resumed with (they do not evaluate), so they must stay silent, not print a stale score."""
+    import train.loop
+    from train import checkpoint
+
+    paths = checkpoint.paths_for(tmp_path, "r")
+    vimeo = make_vimeo(tmp_path / "v", n_train=1, n_test=1)
+    for main, lines in ((False, 0), (True, 1)):
+        summary = {"best_psnr": 30.0, "paths": paths, "main": main}
+        monkeypatch.setattr(train.loop, "train", lambda cfg, summary=summary: summary)
+        result = _run(["--exp_name", "r", "--workdir", str(tmp_path), "--data_path", str(vimeo)])
+        assert result.exit_code == 0, result.output
+        assert result.stderr.count("best PSNR 30.000 dB") == lines, result.stderr
 
 
 def test_command_module_imports_no_torch():

@@ -526,4 +526,6 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         "history": history,
         "paths": paths,
         "vgg": vgg is not None,
+        # Only rank 0 evaluates: another rank's best_psnr is the one it resumed with, stale.
+        "main": d.is_main,
     }

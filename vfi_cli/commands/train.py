@@ -225,7 +225,8 @@ def command(ctx, phase, dry_run, **flags):
 
     cfg = make_config(phase, dry_run=dry_run, **flags)
     summary = train(cfg)
-    if summary["best_psnr"] > float("-inf") and not cfg.dry_run:
+    # One closing line per run, from the rank that evaluated (under torchrun every rank gets here).
+    if summary["main"] and summary["best_psnr"] > float("-inf") and not cfg.dry_run:
         click.echo(
             f"best PSNR {summary['best_psnr']:.3f} dB; weights {summary['paths'].best} "
             f"(export: vfi train export {cfg.exp_name})",
