@@ -104,7 +104,7 @@ VARIANTS: dict[str, Variant] = {
             # 2,750-step schedule of that recipe on 2 H200s (2 x 14 minutes), twice, then once
             # more on 2 H100s to step 2,550 (2 x 17 minutes), then once more on 2 H200s (its EMA
             # at step 2,000 of 2,750, 2 x 10 minutes), then one 3,500-step schedule at batch 128
-            # on 4 H200s (its EMA at the end, 4 x 20 minutes); RIFE HDv3 flow distillation; fp16,
+            # on 4 H200s (its EMA at the end, 4 x 18 minutes); RIFE HDv3 flow distillation; fp16,
             # inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
