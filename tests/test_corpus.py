@@ -314,6 +314,44 @@ def test_ram_budget_leaves_out_windows(corpus):
     assert small[0]["frames"].shape == (3, 3, 32, 32)
 
 
+def test_default_ram_budget_is_a_share_of_the_machine_split_between_processes(monkeypatch):
+    from train.data.corpus_dataset import RAM_SHARE, default_ram_gb
+
+    gib = 2**30
+    assert default_ram_gb(24 * gib, 1) == pytest.approx(RAM_SHARE * 24)
+    assert default_ram_gb(512 * gib, 4) == pytest.approx(RAM_SHARE * 128)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")  # torchrun's processes on this machine
+    assert default_ram_gb(560 * gib) == pytest.approx(RAM_SHARE * 70)
+    assert default_ram_gb(0) is None  # unknown memory: no budget rather than a made-up one
+
+
+def test_machine_ram_honours_a_container_limit(tmp_path):
+    from train.data.corpus_dataset import machine_ram_bytes
+
+    physical = machine_ram_bytes(cgroup_files=())
+    assert physical and physical > 2**28
+    limit, unlimited = tmp_path / "memory.max", tmp_path / "v2.max"
+    limit.write_text(f"{2**30}\n")
+    unlimited.write_text("max\n")
+    assert machine_ram_bytes(cgroup_files=(str(unlimited),)) == physical
+    assert machine_ram_bytes(cgroup_files=(str(limit), str(tmp_path / "absent"))) == 2**30
+
+
+def test_the_default_budget_applies_when_none_is_given(corpus, monkeypatch):
+    import train.data.corpus_dataset as cd
+
+    full = cd.CorpusDataset(corpus[0], crop=32, threads=1, ram_gb=1e6)
+    monkeypatch.setattr(cd, "default_ram_gb", lambda: full.bytes / 2 / 2**30)
+    auto = cd.CorpusDataset(corpus[0], crop=32, threads=1)
+    assert auto.bytes <= full.bytes / 2 and 0 < len(auto.table) < len(full.table)
+    # --ram_gb reaches the loader that training opens.
+    from train.config import make_config
+    from train.data.mixed import open_corpus
+
+    cfg = make_config(1, exp_name="r", train_data=str(corpus[0]), ram_gb=full.bytes / 3 / 2**30)
+    assert open_corpus(cfg).bytes <= full.bytes / 3
+
+
 def test_max_gap_curriculum(dataset):
     dataset.set_max_gap(1)
     used = dataset.table[np.diff(np.concatenate([[0], dataset.cum_weights])) > 0, 1]

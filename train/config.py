@@ -75,6 +75,9 @@ class TrainConfig:
     # normalised): 0.5 gives triplets moving > 8 px 21 % of the draws, 1.0 gives 35 % (> 16 px:
     # 4 % -> 9 %). Higher favours large motion, where the gap to RIFE grows (docs/results.md).
     motion_power: float = 0.5
+    # Decoded frames of --train_data per process, GiB (whole windows of frames are left out above
+    # it). None: 60 % of this machine's memory shared by its training processes.
+    ram_gb: float | None = None
     # Teacher-checked triplets (`vfi train check-triplets`): drop corpus triplets on which RIFE HDv3
     # beat the linear blend by less than min_teacher_margin dB (their middle frame is not
     # determined by the neighbours: docs/data.md, "Wider gaps"). None = no filter.
@@ -248,6 +251,8 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("photo_prob", "still_scene"):
         if not 0 <= getattr(cfg, name) <= 1:
             raise VfiError(f"--{name} is a share in [0, 1], got {getattr(cfg, name)}")
+    if cfg.ram_gb is not None and not cfg.ram_gb > 0:
+        raise VfiError(f"--ram_gb is a memory budget in GiB and must be positive, got {cfg.ram_gb}")
     if cfg.small_objects < 0:
         raise VfiError(f"--small_objects cannot be negative, got {cfg.small_objects}")
     if cfg.motion_power < 0:

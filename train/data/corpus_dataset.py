@@ -44,6 +44,13 @@ log = logging.getLogger(__name__)
 
 MOTION_FLOOR = 0.5  # px: triplets with less motion are weighted as if they had this much
 WINDOW = 24  # frames per window when subsampling a clip to fit the RAM budget
+# Default budget: this share of the machine's memory, split between the training processes on it
+# (each decodes its own copy); the rest is for the model, the teacher, CUDA and the loader workers.
+# 0.6 keeps the whole 40 GiB corpus of shared/data/train on the device hosts (4 processes on
+# 512 GiB, 8 on 560 GiB) and fits a 24 GiB development machine instead of being killed by the OOM
+# killer there, as the old fixed 48 GiB budget was.
+RAM_SHARE = 0.6
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
 @dataclass
@@ -75,7 +82,8 @@ class CorpusDataset(Dataset):
         augment: True for flips, rot90, temporal and channel reversal; a callable
             ``f(frames, t, rng) -> (frames, t)`` to replace them; False for none.
         samples_per_epoch: ``len()``; default the number of triplets loaded.
-        ram_gb: budget for decoded frames; above it whole windows of frames are left out.
+        ram_gb: budget for decoded frames (GiB); above it whole windows of frames are left out.
+            Default: :func:`default_ram_gb` (a share of this machine's memory per process).
         threads: decode threads (default: all cores).
         synthetic: SyntheticConfig for the photo triplets (its size is set to ``crop``).
         verify: check each file's sha256 against the index before decoding.
@@ -97,7 +105,7 @@ class CorpusDataset(Dataset):
         zoom_prob: float = 0.25,
         augment: bool | Callable = True,
         samples_per_epoch: int | None = None,
-        ram_gb: float = 48.0,
+        ram_gb: float | None = None,
         threads: int | None = None,
         synthetic: SyntheticConfig | None = None,
         verify: bool = True,
@@ -122,7 +130,9 @@ class CorpusDataset(Dataset):
             record = margins if isinstance(margins, dict) else read_margins(margins)
             keep = keep_mask(table, [e["file"] for e in entries], record, min_margin)
             table, self.dropped_by_teacher = table[keep], int((~keep).sum())
-        table, needed = _fit_budget(entries, table, ram_gb * 2**30, seed)
+        ram_gb = default_ram_gb() if ram_gb is None else ram_gb
+        budget = float("inf") if ram_gb is None else ram_gb * 2**30
+        table, needed = _fit_budget(entries, table, budget, seed)
         if verify:
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(lambda e: _verify(e["path"], e["sha256"]), entries))
@@ -336,6 +346,34 @@ def _frames_of(entry: dict, rows: np.ndarray) -> np.ndarray:
     return np.unique(keep[np.concatenate(pos).astype(np.int64)])
 
 
+def machine_ram_bytes(cgroup_files: Sequence[str] = CGROUP_LIMITS) -> int | None:
+    """The memory this process may use: physical RAM, or a container's (cgroup) limit if lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that reports it
+        total = None
+    for name in cgroup_files:
+        try:
+            text = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max" (v2) means no limit; v1 reports a huge number instead
+            total = min(total, int(text)) if total else int(text)
+    return total
+
+
+def default_ram_gb(total_bytes: int | None = None, processes: int | None = None) -> float | None:
+    """The decoded-frame budget of one training process: RAM_SHARE of the machine's memory split
+    between its training processes (torchrun's LOCAL_WORLD_SIZE). None when the memory is unknown
+    (no budget then). It depends only on the machine, so every rank of a run computes the same
+    budget, keeps the same triplets and has the same number of batches per epoch (DDP needs it)."""
+    total = total_bytes if total_bytes is not None else machine_ram_bytes()
+    if not total:
+        return None
+    procs = processes if processes is not None else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return RAM_SHARE * total / max(1, procs) / 2**30
+
+
 def _fit_budget(entries, table, budget: float, seed: int):
     """Leave out random windows of frames until the decoded frames fit ``budget`` bytes."""
     rng = np.random.default_rng(seed)
@@ -357,7 +395,9 @@ def _fit_budget(entries, table, budget: float, seed: int):
         frac *= 0.9 * budget / total
     if frac < 1.0:
         log.warning(
-            "corpus frames exceed the RAM budget: keeping %.0f%% of the triplets (%.1f GiB)",
+            "corpus frames exceed the RAM budget of %.1f GiB per process: keeping %.0f%% of the "
+            "triplets (%.1f GiB); --ram_gb sets the budget",
+            budget / 2**30,
             100 * len(sub) / max(1, len(table)),
             total / 2**30,
         )
@@ -411,7 +451,7 @@ def _benchmark() -> None:
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--crop", type=int, default=256)
-    parser.add_argument("--ram-gb", type=float, default=48.0)
+    parser.add_argument("--ram-gb", type=float, default=None, help="default: default_ram_gb()")
     args = parser.parse_args()
     start = time.time()
     ds = CorpusDataset(args.cache_dir, crop=args.crop, ram_gb=args.ram_gb)

@@ -150,6 +150,7 @@ def open_corpus(cfg) -> Dataset:
             seed=cfg.seed,
             photo_prob=cfg.photo_prob,
             motion_power=cfg.motion_power,
+            ram_gb=cfg.ram_gb,
             margins=cfg.triplet_margins,
             min_margin=cfg.min_teacher_margin,
             synthetic=synthetic,

@@ -115,6 +115,12 @@ class _TrainGroup(click.Group):
     help="Share of synthetic photo triplets in --train_data  [default: 0.15]",
 )
 @click.option(
+    "--ram_gb",
+    type=float,
+    help="Memory for the decoded frames of --train_data, GiB per process (beyond it, parts of "
+    "clips are left out)  [default: 60% of this machine's memory / processes]",
+)
+@click.option(
     "--small_objects",
     type=int,
     help="Up to N small fast objects (4-15 px at 256²) per photo triplet  [default: 0]",
