@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -404,6 +405,7 @@ def test_dry_run_on_our_corpus_with_curriculum(data, tmp_path):
     assert "corpus gap <= 1, synthetic motion x0.50" in text  # epoch 1 of 2: the ramp starts
     assert "corpus gap <= 3, synthetic motion x1.00" in text
     assert starts and f"{len(starts)} dropped with a margin below 0.5 dB" in text
+    assert re.search(r"corpus: \d+ of \d+ triplets decoded \([\d.]+ GiB per process; budget ", text)
 
 
 def test_vgg_term_is_used_and_logged_when_the_weights_are_installed(data, tmp_path):

@@ -310,8 +310,15 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             f"{cfg.distill_margin}, window {cfg.distill_window}"
             f"{', texture-weighted' if cfg.distill_texture else ''})"
         )
+    corpus = [p for _, ds, _ in sources for p in getattr(ds, "datasets", [ds])]
+    for part in corpus:  # what of --train_data fits this machine's RAM budget (--ram_gb)
+        if getattr(part, "triplets_indexed", None) is not None:
+            budget = "none" if part.ram_gb is None else f"{part.ram_gb:.1f} GiB"
+            log.info(
+                f"corpus: {len(part.table)} of {part.triplets_indexed} triplets decoded "
+                f"({part.bytes / 2**30:.1f} GiB per process; budget {budget})"
+            )
     if cfg.triplet_margins:
-        corpus = [p for _, ds, _ in sources for p in getattr(ds, "datasets", [ds])]
         dropped = sum(getattr(p, "dropped_by_teacher", 0) for p in corpus)
         log.info(
             f"teacher-checked triplets ({cfg.triplet_margins}): {dropped} dropped with a margin "

@@ -130,8 +130,9 @@ class CorpusDataset(Dataset):
             record = margins if isinstance(margins, dict) else read_margins(margins)
             keep = keep_mask(table, [e["file"] for e in entries], record, min_margin)
             table, self.dropped_by_teacher = table[keep], int((~keep).sum())
-        ram_gb = default_ram_gb() if ram_gb is None else ram_gb
-        budget = float("inf") if ram_gb is None else ram_gb * 2**30
+        self.ram_gb = default_ram_gb() if ram_gb is None else ram_gb
+        budget = float("inf") if self.ram_gb is None else self.ram_gb * 2**30
+        self.triplets_indexed = len(table)
         table, needed = _fit_budget(entries, table, budget, seed)
         if verify:
             with ThreadPoolExecutor(threads) as pool:
