@@ -76,7 +76,7 @@ class TrainConfig:
     # 4 % -> 9 %). Higher favours large motion, where the gap to RIFE grows (docs/results.md).
     motion_power: float = 0.5
     # Decoded frames of --train_data per process, GiB (whole windows of frames are left out above
-    # it). None: 60 % of this machine's memory shared by its training processes.
+    # it). None: train.data.corpus_dataset.default_ram_gb, a share of this machine's memory.
     ram_gb: float | None = None
     # Teacher-checked triplets (`vfi train check-triplets`): drop corpus triplets on which RIFE HDv3
     # beat the linear blend by less than min_teacher_margin dB (their middle frame is not
