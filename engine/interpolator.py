@@ -95,7 +95,7 @@ class Interpolator:
             shape, which takes a minute or two: worth it for long videos only (bundled vfi-s,
             1080p bf16 on an H100: 13.5 -> 8.9 ms per forward, one graph). On CUDA it compiles a
             copy whose convolutions are padded to multiples of 8 channels (engine/model/pad8.py;
-            8.32 -> 7.95 ms on an H200). :meth:`many` compiles the model's encode and decode
+            8.99 -> 8.56 ms on an H100). :meth:`many` compiles the model's encode and decode
             separately (no CUDA graph there).
     """
 
