@@ -156,6 +156,11 @@ def test_config_validation():
         make_config(1, exp_name="a", data_path="x", still_scene=-0.5)
     with pytest.raises(VfiError, match="--w_moving cannot be negative"):
         make_config(1, exp_name="a", data_path="x", w_moving=-1)
+    with pytest.raises(VfiError, match="--moving_halo is a width in pixels"):
+        make_config(1, exp_name="a", data_path="x", w_moving=1, moving_halo=-2)
+    with pytest.raises(VfiError, match="give it a weight, --w_moving"):
+        make_config(1, exp_name="a", data_path="x", moving_halo=8)
+    assert make_config(1, exp_name="a", data_path="x", w_moving=1, moving_halo=8).moving_halo == 8
     assert make_config(1, exp_name="a", data_path="x", distill_texture=True).distill_texture
     assert not make_config(1, exp_name="a", data_path="x").distill_texture  # uniform by default
     with pytest.raises(VfiError, match="--still_scene needs --small_objects"):

@@ -131,6 +131,22 @@ def test_flow_corr_switches_on_from_a_checkpoint_without_it_and_w_moving_logs(da
         train(_cfg(1, data, tmp_path, dry_run=True, exp_name="off", resume="corr", flow_corr=False))
 
 
+def test_moving_halo_reaches_the_loss(data, tmp_path, monkeypatch):
+    from train import loop as loop_module
+    from train.losses import loss_total
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("w_moving"), kwargs.get("moving_halo")))
+        return loss_total(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "loss_total", spy)
+    cfg = _cfg(1, data, tmp_path, dry_run=True, exp_name="halo", w_moving=1.0, moving_halo=4)
+    train(cfg, model_config=tiny_config())
+    assert seen and set(seen) == {(1.0, 4)}
+
+
 def test_tiny_overfit_loss_falls(tmp_path):
     # One triplet, crop = frame, augmentation off: the same batch every step, as overfitting needs.
     one = make_vimeo(tmp_path / "one", n_train=1, n_test=1, h=64, w=64)

@@ -88,6 +88,26 @@ def test_moving_weight_marks_the_object_in_the_middle_frame_only():
     assert moving_weight(img0, img0, img0).max() == 0
 
 
+def test_moving_halo_widens_the_weight_by_a_band_of_still_background():
+    from train.losses import loss_moving, moving_weight
+
+    img0, gt, img1 = _still_scene_with_a_square(side=8)
+    core = moving_weight(gt, img0, img1)[0, 0]
+    wide = moving_weight(gt, img0, img1, halo=3)[0, 0]
+    assert torch.equal(moving_weight(gt, img0, img1, halo=0)[0, 0], core)
+    assert (wide >= core).all() and wide.sum() > core.sum()
+    # The middle square (rows 20-27, columns 18-25) grows by 3 px on every side, no further.
+    assert wide[17:31, 15:29].min() > 0.9 and wide[:16].max() == 0 and wide[32:].max() == 0
+    assert core[18, 20] == 0 and wide[18, 20] > 0.9  # background just above the square
+    # A prediction that is right on the object but drags it 2 px upward (a flow bleeding past its
+    # edge): the plain weight barely sees the band it smears, the halo weighs it in.
+    pred = gt.clone()
+    pred[..., 18:20, 18:26] = 0.9
+    plain = loss_moving(pred, gt, moving_weight(gt, img0, img1)).item()
+    halo = loss_moving(pred, gt, moving_weight(gt, img0, img1, halo=3)).item()
+    assert plain == 0 and halo > 0
+
+
 def test_loss_moving_weighs_a_small_object_like_a_large_one():
     from train.losses import loss_moving, moving_weight
 
@@ -113,6 +133,9 @@ def test_loss_total_adds_the_moving_term_only_when_weighted():
     torch.testing.assert_close(on_total, off_total + 2.0 * on["loss_moving"])
     with pytest.raises(ValueError, match="needs inputs"):
         loss_total({"pred": pred}, gt, w_moving=1.0)
+    # moving_halo reaches the weight: the blend is right on the background it adds.
+    _, wide = loss_total({"pred": pred}, gt, w_moving=2.0, moving_halo=3, inputs=(img0, img1))
+    assert 0 < wide["loss_moving"] < on["loss_moving"]
 
 
 def test_vgg19_loads_torchvision_layout(tmp_path):

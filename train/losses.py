@@ -12,7 +12,8 @@ All take predictions and ground truth as float (B, 3, H, W) in [0, 1] and return
   something neither input frame shows at the same place (:func:`moving_weight`), per sample. A
   small object moving across a still scene is a few per cent of the pixels and nearly vanishes
   from the means above; here it weighs as much as a frame-filling motion (docs/results.md,
-  seventh round).
+  seventh round). ``moving_halo`` widens those pixels by a band of still background around them,
+  where a flow that bleeds past the object's edge shows (docs/results.md, nineteenth round).
 
 :class:`Criterion` combines them on the final prediction and on the model's intermediate
 predictions (coarse to fine) into ``loss_total``.
@@ -124,12 +125,21 @@ def loss_vgg(pred: torch.Tensor, gt: torch.Tensor, vgg: nn.Module) -> torch.Tens
 MOVING_TAU = 0.1  # change (0..1) from which a pixel counts fully as moving in moving_weight
 
 
-def moving_weight(gt: torch.Tensor, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+def moving_weight(
+    gt: torch.Tensor, img0: torch.Tensor, img1: torch.Tensor, halo: int = 0
+) -> torch.Tensor:
     """(B, 1, H, W) in [0, 1]: the smaller of |gt - img0| and |gt - img1| (largest channel), ramped
     to 1 at ``MOVING_TAU``. Zero where the middle frame equals either input (still background, and
-    the trail an object leaves in one frame); high on the object at its middle position."""
+    the trail an object leaves in one frame); high on the object at its middle position.
+
+    ``halo`` > 0: each pixel takes the largest weight within ``halo`` pixels (a dilation), so the
+    still background around a moving object counts as much as the object: there a flow that
+    spreads the object's motion past its edge drags the background along."""
     d = torch.minimum((gt - img0).abs(), (gt - img1).abs()).amax(1, keepdim=True)
-    return (d / MOVING_TAU).clamp(max=1.0)
+    w = (d / MOVING_TAU).clamp(max=1.0)  # (B, 1, H, W)
+    if halo > 0:
+        w = F.max_pool2d(w, 2 * halo + 1, stride=1, padding=halo)
+    return w
 
 
 def loss_moving(pred: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -150,6 +160,7 @@ def loss_total(
     w_vgg: float = 0.05,
     w_inter: float = 0.5,
     w_moving: float = 0.0,
+    moving_halo: int = 0,
     vgg: nn.Module | None = None,
     inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -158,7 +169,8 @@ def loss_total(
     total = w_lap·lap + w_ter·ter + w_vgg·vgg + w_moving·mov     (final prediction ``out["pred"]``)
           + w_inter · mean_k (w_lap·lap_k + w_ter·ter_k + w_moving·mov_k)  (``out["preds"]``)
 
-    ``inputs``: (img0, img1), needed by the moving-pixel term (``w_moving`` > 0; off by default).
+    ``inputs``: (img0, img1), needed by the moving-pixel term (``w_moving`` > 0; off by default),
+    whose pixels ``moving_halo`` widens (:func:`moving_weight`).
 
     The logged ``loss_lap``/``loss_ter``/``loss_vgg`` are those of the final prediction, so they
     compare across models with and without intermediate outputs. VGG is not applied to the
@@ -175,7 +187,8 @@ def loss_total(
         if w_moving > 0:
             if inputs is None:
                 raise ValueError("w_moving > 0 needs inputs=(img0, img1)")
-            moving = moving_weight(gt, inputs[0].float(), inputs[1].float())  # (B, 1, H, W)
+            img0, img1 = inputs[0].float(), inputs[1].float()
+            moving = moving_weight(gt, img0, img1, moving_halo)  # (B, 1, H, W)
     lap = loss_lap(pred, gt, gt_bands=gt_bands)
     ter = loss_ter(pred, gt, gt_census=gt_census)
     total = w_lap * lap + w_ter * ter

@@ -169,6 +169,12 @@ class _TrainGroup(click.Group):
     type=float,
     help="Weight of the L1 over each sample's moving pixels (small fast objects)  [default: 0]",
 )
+@click.option(
+    "--moving_halo",
+    type=int,
+    metavar="PX",
+    help="Widen the moving pixels of --w_moving by this band of still background  [default: 0]",
+)
 @click.option("--w_distill", type=float, help="Weight of the flow distillation  [default: 0.01]")
 @click.option(
     "--distill_margin",
