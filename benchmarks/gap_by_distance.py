@@ -12,7 +12,13 @@ error (x 1e4, frames in [0, 1], rounded to 8 bits) of
 - ``rife``: the teacher's own frame;
 
 pooled over all triplets (sums of squared errors over pixel counts), the ring's share of the pixels,
-and its share of the total squared-error gap between ``warp`` and ``t_flow``. Reading it: if
+its share of the total squared-error gap between ``warp`` and ``t_flow``, and ``dB to rife``: how
+many dB of the mean PSNR gap between ``final`` and ``rife`` the ring accounts for (positive: we
+lose there). Pooled errors are dominated by the hard triplets, while a mean of PSNRs is moved as
+much by a small error on an easy triplet; so the last column splits each triplet's own gap,
+10 log10(SSE_final / SSE_rife) ~ (10 / ln 10) (SSE_final - SSE_rife) / SSE_mid (SSE_mid the mean
+of the two), over its rings, and averages over triplets; its rows add up to about the mean PSNR
+gap. Reading it: if
 ``warp`` matches ``t_flow`` far from motion but not in the inner rings, our flow lets motion bleed
 into the still background around moving objects; if ``t_flow/4`` stays close to ``t_flow`` there,
 our 1/4 flow grid is not what limits it.
@@ -22,6 +28,7 @@ our 1/4 flow grid is not what limits it.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -35,6 +42,7 @@ from benchmarks.flow_vs_teacher import FLOW_GRID, _blend, analysis_parser, open_
 MOVING_PX = 1.0  # frame-to-frame motion above which a pixel counts as moving
 RINGS = (2, 4, 8, 16)  # outer edges (px) of the rings around the moving pixels
 COLS = ("final", "warp", "t_flow", "t_flow/4", "rife")
+DB_PER_LOG = 10 / math.log(10)  # d(10 log10 x) = DB_PER_LOG * dx / x
 
 
 def distance_rings(moving: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -59,31 +67,42 @@ def squared_error(x: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def add_triplet(totals: dict, frames: dict, gt: torch.Tensor, flow: torch.Tensor) -> None:
-    """Add one triplet to ``totals`` {ring: {"n": pixels, column: summed squared error}}.
-    frames {column: (1, 3, H, W)}; flow (1, 4, H, W): the motion that defines the rings."""
+    """Add one triplet to ``totals`` {ring: {"n": pixels, column: summed squared error, "db": summed
+    dB of the final - rife gap, "triplets": count}}. frames {column: (1, 3, H, W)}, "final" and
+    "rife" among them; flow (1, 4, H, W): the motion that defines the rings."""
     motion = flow[:, 0:2].norm(dim=1, keepdim=True) + flow[:, 2:4].norm(dim=1, keepdim=True)
     errors = {c: squared_error(x, gt) for c, x in frames.items()}
+    # The triplet's own scale: a ring's share of its PSNR gap is its SSE gap over this.
+    mid = max(float(errors["final"].sum() + errors["rife"].sum()) / 2, 1e-12)
     for label, mask in distance_rings(motion > MOVING_PX):
-        ring = totals.setdefault(label, {"n": 0, **{c: 0.0 for c in frames}})
+        ring = totals.setdefault(
+            label, {"n": 0, "db": 0.0, "triplets": 0, **{c: 0.0 for c in frames}}
+        )
         ring["n"] += int(mask.sum())
         for c, e in errors.items():
             ring[c] += float(e[mask].sum())
+        own_gap = float(errors["final"][mask].sum() - errors["rife"][mask].sum())
+        ring["db"] += DB_PER_LOG * own_gap / mid
+        ring["triplets"] += 1
 
 
 def table(totals: dict) -> list[str]:
     """Markdown rows: ring, pixel share, mean squared error x 1e4 per column, share of the
-    warp - t_flow gap."""
+    warp - t_flow gap, dB of the mean PSNR gap between final and rife."""
     pixels = sum(r["n"] for r in totals.values())
     gap = sum(r["warp"] - r["t_flow"] for r in totals.values())
     lines = [
-        "| ring | pixels | " + " | ".join(COLS) + " | share of the warp − t_flow gap |",
-        "|---|---|" + "---|" * len(COLS) + "---|",
+        "| ring | pixels | "
+        + " | ".join(COLS)
+        + " | share of the warp − t_flow gap | dB to rife |",
+        "|---|---|" + "---|" * len(COLS) + "---|---|",
     ]
     for label, r in totals.items():
         n = max(r["n"], 1)
         cells = " | ".join(f"{r[c] / n * 1e4:.3f}" for c in COLS)
         share = (r["warp"] - r["t_flow"]) / gap if gap else 0.0
-        lines.append(f"| {label} | {r['n'] / pixels:.1%} | {cells} | {share:.0%} |")
+        db = r["db"] / max(r["triplets"], 1)
+        lines.append(f"| {label} | {r['n'] / pixels:.1%} | {cells} | {share:.0%} | {db:+.3f} |")
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks.gap_by_distance import RINGS, add_triplet, distance_rings, table
@@ -44,5 +45,24 @@ def test_errors_are_pooled_per_ring_and_the_gap_shares_sum_to_one():
     assert totals["≤ 2 px"]["warp"] > 0 and totals["far"]["warp"] == 0
     assert all(r["t_flow"] == 0 for r in totals.values())
     rows = table(totals)
-    assert rows[2].startswith("| moving |") and rows[3].endswith("| 100% |")
+    assert rows[2].startswith("| moving |") and rows[3].endswith("| 100% | +0.000 |")
     assert sum(r["n"] for r in totals.values()) == 2 * h * w
+
+
+def test_the_db_column_splits_each_triplets_psnr_gap_over_its_rings():
+    h = w = 41
+    gt = torch.full((1, 3, h, w), 128 / 255)
+    flow = torch.zeros(1, 4, h, w)
+    flow[:, 0, h // 2, w // 2] = 3.0
+    rife = gt + 2 / 255  # the same small error everywhere
+    final = rife.clone()
+    final[..., h // 2 - 2 : h // 2 + 3, w // 2 - 2 : w // 2 + 3] = gt[..., :5, :5] + 6 / 255
+    totals: dict = {}
+    add_triplet(totals, {"final": final, "rife": rife}, gt, flow)
+    db = {label: r["db"] / r["triplets"] for label, r in totals.items()}
+    assert db["≤ 2 px"] > 0 and db["moving"] > 0  # we lose where our error is larger
+    assert all(db[k] == 0 for k in db if k not in ("≤ 2 px", "moving"))
+    # The rows add up to about the triplet's PSNR gap (a first-order split of the log).
+    sse = {k: ((x - gt) ** 2).sum() for k, x in (("final", final), ("rife", rife))}
+    gap = 10 * torch.log10(sse["final"] / sse["rife"])
+    assert sum(db.values()) == pytest.approx(float(gap), rel=0.05)
