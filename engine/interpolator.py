@@ -93,10 +93,10 @@ class Interpolator:
         compile: run the forward through ``torch.compile`` (Inductor fuses the elementwise work
             around the convolutions; on CUDA still inside the graph). It compiles once per input
             shape, which takes a minute or two: worth it for long videos only (bundled vfi-s,
-            1080p bf16 on an H100: 13.5 -> 8.9 ms per forward, one graph). On CUDA it compiles a
-            copy whose convolutions are padded to multiples of 8 channels (engine/model/pad8.py;
-            8.99 -> 8.56 ms on an H100). :meth:`many` compiles the model's encode and decode
-            separately (no CUDA graph there).
+            1080p bf16 on an H100: 13.5 -> about 8.6 ms per forward, one graph). On CUDA it
+            compiles a copy whose convolutions are padded to multiples of 8 channels
+            (engine/model/pad8.py; 8.99 ms on that H100 without it). :meth:`many` compiles the
+            model's encode and decode separately (no CUDA graph there).
     """
 
     def __init__(

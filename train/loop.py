@@ -372,8 +372,8 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
             ema_state = checkpoint.compact(ema_state, torch.float16)
         checkpoint.save_latest(paths, model.state_dict(), config, meta, optim, ema_state)
 
-    loss_args = ("w_lap", "w_ter", "w_vgg", "w_inter", "w_moving", "moving_halo")
-    loss_args = {k: getattr(cfg, k) for k in loss_args}
+    loss_keys = ("w_lap", "w_ter", "w_vgg", "w_inter", "w_moving", "moving_halo")
+    loss_args = {k: getattr(cfg, k) for k in loss_keys}
     step_module = TrainStep(model)
     net, frozen = step_module, None
     history = []  # (step, loss_total) at every log point
