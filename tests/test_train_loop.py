@@ -219,6 +219,13 @@ def test_resume_needs_the_ema_file_and_reads_older_layouts(data, tmp_path):
     train(cfg, model_config=tiny_config())
     ckpt = tmp_path / "ckpt"
     ema_file = ckpt / "e_ema.pkl"
+    # The evaluated weights (the EMA's) carry the validation of their step; the raw ones do not.
+    best, ema_meta = (
+        checkpoint.read(ckpt / "e_best.pkl")["train"],
+        checkpoint.read(ema_file)["train"],
+    )
+    assert ema_meta["step"] == best["step"] and ema_meta["psnr"] == best["psnr"]
+    assert "psnr" not in checkpoint.read(ckpt / "e.pkl")["train"]
     saved = ema_file.read_bytes()
     ema_file.unlink()
     with pytest.raises(VfiError, match=r"e_ema\.pkl is missing"):
@@ -239,6 +246,7 @@ def test_resume_needs_the_ema_file_and_reads_older_layouts(data, tmp_path):
     # --ema switched off: the EMA file, now stale, goes with the next save
     assert train(cfg.replace(epochs=3, ema=0.0), model_config=tiny_config())["step"] == 6
     assert not ema_file.exists()
+    assert "psnr" in checkpoint.read(ckpt / "e.pkl")["train"]  # without EMA the raw ones were
 
 
 def test_compact_state_halves_the_optimizer_file_and_resumes(data, tmp_path):

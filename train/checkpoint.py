@@ -143,13 +143,19 @@ def save_latest(
     meta: dict,
     optim: dict,
     ema_state: dict | None = None,
+    scores: dict | None = None,
 ):
     """Write ``<exp>.pkl``, ``<exp>_optim.pkl`` and, given ``ema_state``, ``<exp>_ema.pkl`` (all
-    temp files first, then back-to-back renames)."""
+    temp files first, then back-to-back renames). ``scores`` (e.g. psnr, ssim of a validation at
+    this step) go into the record of the weights that were evaluated: the EMA's when there is one,
+    so an export of ``<exp>_ema.pkl`` says how it validated."""
     paths.latest.parent.mkdir(parents=True, exist_ok=True)
-    files = [(weights_record(model_state, config, meta), paths.latest)]
+    scores = scores or {}
+    raw_meta = meta if ema_state is not None else {**meta, **scores}
+    files = [(weights_record(model_state, config, raw_meta), paths.latest)]
     if ema_state is not None:
-        files.append((weights_record(ema_state, config, {**meta, "ema_weights": True}), paths.ema))
+        ema_meta = {**meta, **scores, "ema_weights": True}
+        files.append((weights_record(ema_state, config, ema_meta), paths.ema))
     optim = {
         "format": FORMAT,
         "config": config.to_dict(),

@@ -370,7 +370,8 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         if cfg.compact_state:
             optim["optimizer"] = checkpoint.compact(optim["optimizer"])
             ema_state = checkpoint.compact(ema_state, torch.float16)
-        checkpoint.save_latest(paths, model.state_dict(), config, meta, optim, ema_state)
+        scores = {"psnr": evaluated[0], "ssim": evaluated[1]} if evaluated is not None else None
+        checkpoint.save_latest(paths, model.state_dict(), config, meta, optim, ema_state, scores)
 
     loss_keys = ("w_lap", "w_ter", "w_vgg", "w_inter", "w_moving", "moving_halo")
     loss_args = {k: getattr(cfg, k) for k in loss_keys}
