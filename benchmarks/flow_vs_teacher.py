@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.gap_by_motion import SAMPLES  # the same sets, the same loaders
+from benchmarks.gap_by_motion import SAMPLES, frame_motion  # the same sets, the same loaders
 
 GATES = ((0.01, 1), (0.0, 9))  # (margin, window): the default, and the fifth round's s1i/s1j
 FAST_PX = 4.0  # frame-to-frame motion from which a pixel counts as fast (the first bin's edge)
@@ -109,8 +109,7 @@ def main() -> None:
         tea = teacher(item.img0, item.img1)
         swapped = _blend(item.img0, item.img1, tea["flow"], mask)
         coarse = resize_flow(tea["flow"], (-(-h // FLOW_GRID), -(-w // FLOW_GRID)))
-        motion = tea["flow"][:, :2].norm(dim=1) + tea["flow"][:, 2:].norm(dim=1)  # (1, H, W)
-        fast = motion >= FAST_PX
+        fast = frame_motion(tea["flow"]) >= FAST_PX  # (1, H, W)
         gap = ((warp - item.gt) ** 2).mean(1) - ((swapped - item.gt) ** 2).mean(1)  # (1, H, W)
         row = {
             "final": db(pred, item.gt),

@@ -18,10 +18,9 @@ lose there). Pooled errors are dominated by the hard triplets, while a mean of P
 much by a small error on an easy triplet; so the last column splits each triplet's own gap,
 10 log10(SSE_final / SSE_rife) ~ (10 / ln 10) (SSE_final - SSE_rife) / SSE_mid (SSE_mid the mean
 of the two), over its rings, and averages over triplets; its rows add up to about the mean PSNR
-gap. Reading it: if
-``warp`` matches ``t_flow`` far from motion but not in the inner rings, our flow lets motion bleed
-into the still background around moving objects; if ``t_flow/4`` stays close to ``t_flow`` there,
-our 1/4 flow grid is not what limits it.
+gap. Reading it: if ``warp`` matches ``t_flow`` far from motion but not in the inner rings, our
+flow lets motion bleed into the still background around moving objects; if ``t_flow/4`` stays
+close to ``t_flow`` there, our 1/4 flow grid is not what limits it.
 
     python benchmarks/gap_by_distance.py ucf101 eval/ucf101-dev21 --model vfi-s --teacher flownet.pkl
 """
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.flow_vs_teacher import FLOW_GRID, _blend, analysis_parser, open_analysis, ours
+from benchmarks.gap_by_motion import frame_motion
 
 MOVING_PX = 1.0  # frame-to-frame motion above which a pixel counts as moving
 RINGS = (2, 4, 8, 16)  # outer edges (px) of the rings around the moving pixels
@@ -70,19 +70,18 @@ def add_triplet(totals: dict, frames: dict, gt: torch.Tensor, flow: torch.Tensor
     """Add one triplet to ``totals`` {ring: {"n": pixels, column: summed squared error, "db": summed
     dB of the final - rife gap, "triplets": count}}. frames {column: (1, 3, H, W)}, "final" and
     "rife" among them; flow (1, 4, H, W): the motion that defines the rings."""
-    motion = flow[:, 0:2].norm(dim=1, keepdim=True) + flow[:, 2:4].norm(dim=1, keepdim=True)
     errors = {c: squared_error(x, gt) for c, x in frames.items()}
     # The triplet's own scale: a ring's share of its PSNR gap is its SSE gap over this.
     mid = max(float(errors["final"].sum() + errors["rife"].sum()) / 2, 1e-12)
-    for label, mask in distance_rings(motion > MOVING_PX):
+    for label, mask in distance_rings(frame_motion(flow)[:, None] > MOVING_PX):
         ring = totals.setdefault(
             label, {"n": 0, "db": 0.0, "triplets": 0, **{c: 0.0 for c in frames}}
         )
+        sums = {c: float(e[mask].sum()) for c, e in errors.items()}
+        for c, v in sums.items():
+            ring[c] += v
         ring["n"] += int(mask.sum())
-        for c, e in errors.items():
-            ring[c] += float(e[mask].sum())
-        own_gap = float(errors["final"][mask].sum() - errors["rife"][mask].sum())
-        ring["db"] += DB_PER_LOG * own_gap / mid
+        ring["db"] += DB_PER_LOG * (sums["final"] - sums["rife"]) / mid
         ring["triplets"] += 1
 
 

@@ -35,10 +35,15 @@ SAMPLES = {
 }
 
 
+def frame_motion(flow: torch.Tensor) -> torch.Tensor:
+    """flow (B, 4, H, W): F_t->0, F_t->1 -> (B, H, W) frame-to-frame displacement in px,
+    |F_t->0| + |F_t->1| (at t = 0.5 the two halves of the motion)."""
+    return flow[:, 0:2].norm(dim=1) + flow[:, 2:4].norm(dim=1)
+
+
 def motion_p95(flow: torch.Tensor) -> float:
     """flow (1, 4, H, W): F_t->0, F_t->1 -> p95 of the frame-to-frame displacement in px."""
-    d = flow[:, 0:2].norm(dim=1) + flow[:, 2:4].norm(dim=1)  # (1, H, W)
-    return float(torch.quantile(d.flatten().float(), 0.95))
+    return float(torch.quantile(frame_motion(flow).flatten().float(), 0.95))
 
 
 def main() -> None:
