@@ -290,6 +290,25 @@ def test_pack_selection_and_errors(corpus, tmp_path):
         CorpusDataset(tmp_path)
 
 
+def test_incomplete_corpus_is_an_error_unless_packs_are_picked(corpus, tmp_path):
+    import shutil
+
+    from train.data.corpus_dataset import CorpusDataset
+
+    packs = [p["name"] for p in _index(corpus[0])["packs"]]
+    assert len(packs) >= 3
+    part = tmp_path / "part"
+    shutil.copytree(corpus[0], part, ignore=shutil.ignore_patterns(packs[1]))
+    with pytest.raises(VfiError, match=f"incomplete corpus: {packs[1]} of its index is missing"):
+        CorpusDataset(part, crop=32, threads=1)
+    present = ",".join(str(i) for i in range(len(packs)) if i != 1)
+    with pytest.raises(VfiError, match=f"--train_packs {present}$"):
+        CorpusDataset(part, crop=32, threads=1)
+    picked = CorpusDataset(part, packs=[0, 2], crop=32, threads=1)
+    full = CorpusDataset(corpus[0], packs=[0, 2], crop=32, threads=1)
+    assert [c.name for c in picked.clips] == [c.name for c in full.clips]
+
+
 def test_tampered_file_is_rejected(corpus, tmp_path):
     import shutil
 

@@ -68,6 +68,9 @@ def test_bad_inputs_are_one_line(tmp_path):
     _one_error_line(_run([*base, "--phase", "2", "--data_path", "d"]), "--resume EXP")
     _one_error_line(_run([*base, "--data_path", "d", "--mixed_ratio", "2-1"]), "--mixed_ratio")
     _one_error_line(
+        _run([*base, "--train_data", "c", "--train_packs", "0,x"]), "--train_packs takes"
+    )
+    _one_error_line(
         _run([*base, "--data_path", "d", "--max_iters_per_epoch", "-3"]), "cannot be negative"
     )
     vimeo = make_vimeo(tmp_path / "v", n_train=1, n_test=1)

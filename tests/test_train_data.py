@@ -7,7 +7,7 @@ import torch
 from test_train_helpers import make_dvf, make_vimeo, make_x4k
 
 from engine.errors import VfiError
-from train.config import curriculum_max_gap, make_config, parse_ratio
+from train.config import curriculum_max_gap, make_config, parse_packs, parse_ratio
 from train.data.augment import augment, random_time_reverse
 from train.data.mixed import MixedBatchSampler, build_train_data, build_val_data
 from train.data.x4k import X4KTrain
@@ -73,6 +73,16 @@ def test_parse_ratio():
     for bad in ("2", "a:b", "0:0", "-1:2"):
         with pytest.raises(VfiError):
             parse_ratio(bad)
+
+
+def test_parse_packs():
+    assert parse_packs("0,1,5") == (0, 1, 5)
+    assert make_config(exp_name="x", train_data="c", train_packs="3").train_packs == (3,)
+    for bad in ("", "a", "1,1", "-1", "0;1"):
+        with pytest.raises(VfiError, match="--train_packs"):
+            parse_packs(bad)
+    with pytest.raises(VfiError, match="give the corpus"):
+        make_config(exp_name="x", data_path="d", train_packs="0")
 
 
 def test_x4k_layout_sampling_and_curriculum(tmp_path):

@@ -60,6 +60,7 @@ class TrainConfig:
     # --- data
     data_path: str | None = None  # Vimeo90K vimeo_triplet/ (train + test lists)
     train_data: str | None = None  # our own corpus (a folder written by `vfi train prepare`)
+    train_packs: tuple[int, ...] | None = None  # packs of --train_data to use (None: all of them)
     x4k_path: str | None = None  # X4K1000FPS (X-TRAIN) for phase 3
     val_path: str | None = None  # any DVF-layout folder of triplets (else the Vimeo90K test list)
     mixed_ratio: tuple[int, int] = (2, 1)  # Vimeo/corpus : X4K samples
@@ -210,6 +211,17 @@ def parse_ratio(text: str) -> tuple[int, int]:
     return a, b
 
 
+def parse_packs(text: str) -> tuple[int, ...]:
+    """'0,1,5' -> (0, 1, 5): pack numbers of a corpus (pack-00, pack-01, pack-05)."""
+    try:
+        packs = tuple(int(x) for x in str(text).split(","))
+    except ValueError:
+        raise VfiError(f"--train_packs takes pack numbers like 0,1,5, got {text!r}") from None
+    if any(p < 0 for p in packs) or len(set(packs)) != len(packs):
+        raise VfiError(f"--train_packs needs distinct non-negative pack numbers, got {text!r}")
+    return packs
+
+
 def make_config(phase: int = 1, dry_run: bool = False, **overrides) -> TrainConfig:
     """Defaults < ``PHASES[phase]`` < dry-run caps < explicit ``overrides`` (None = not given)."""
     if phase not in PHASES:
@@ -224,6 +236,8 @@ def make_config(phase: int = 1, dry_run: bool = False, **overrides) -> TrainConf
     values.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(values.get("mixed_ratio"), str):
         values["mixed_ratio"] = parse_ratio(values["mixed_ratio"])
+    if isinstance(values.get("train_packs"), str):
+        values["train_packs"] = parse_packs(values["train_packs"])
     cfg = TrainConfig(phase=phase, dry_run=dry_run, **values)
     validate(cfg)
     return cfg
@@ -266,6 +280,8 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError(f"--small_objects cannot be negative, got {cfg.small_objects}")
     if cfg.motion_power < 0:
         raise VfiError(f"--motion_power cannot be negative (0 = uniform), got {cfg.motion_power}")
+    if cfg.train_packs is not None and not cfg.train_data:
+        raise VfiError("--train_packs picks packs of --train_data: give the corpus")
     if cfg.triplet_margins and not cfg.train_data:
         raise VfiError("--triplet_margins filters --train_data: give the corpus it was written for")
     if cfg.min_teacher_margin and not cfg.triplet_margins:

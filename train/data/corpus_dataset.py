@@ -1,8 +1,9 @@
 """The ``--train_data`` loader: decode a corpus pack once into RAM, then serve random triplet crops.
 
-``CorpusDataset(cache_dir)`` reads the packs present under ``cache_dir`` (a folder written by
-``vfi train prepare``, or one ``pack-NN`` folder of it), decodes, in a thread pool across clips, only
-the frames its triplet index uses into uint8 arrays (subsampling whole windows of frames when that
+``CorpusDataset(cache_dir)`` reads the packs of ``cache_dir`` (a folder written by ``vfi train
+prepare``: every pack its index lists unless ``packs`` picks some; or one ``pack-NN`` folder of
+it), decodes, in a thread pool across clips, only the frames its triplet index uses into uint8
+arrays (subsampling whole windows of frames when that
 would exceed ``ram_gb``), loads the pack's photos, and then serves samples:
 
 - a video triplet drawn with probability growing with its motion score (``motion_power``) and
@@ -66,7 +67,8 @@ class CorpusDataset(Dataset):
 
     Args:
         cache_dir: a corpus folder (``index.json`` + ``pack-NN/``) or a single ``pack-NN`` folder.
-        packs: which packs to load (names like ``"pack-01"`` or numbers); None = all present.
+        packs: which packs to load (names like ``"pack-01"`` or numbers); None = every pack of the
+            index, a VfiError when one of them is missing (an incomplete copy).
         crop: output side; frames smaller than that are upscaled to fit.
         gaps: index gaps to use (None = all in the index); ``set_max_gap`` changes it later.
         photo_prob: share of synthetic photo triplets.
@@ -300,8 +302,17 @@ def _read_packs(root: Path, packs) -> tuple[list[dict], list[Path], list[int]]:
     if (root / "pack.json").is_file():
         dirs = [root]
     else:
-        load_index(root)  # a clear error when root is no corpus at all
+        index = load_index(root)  # a clear error when root is no corpus at all
         dirs = sorted(p for p in root.glob("pack-*") if (p / "pack.json").is_file())
+        absent = [p["name"] for p in index.get("packs", []) if not (root / p["name"]).is_dir()]
+        if packs is None and absent:
+            # An incomplete copy would otherwise train on part of the data without a word.
+            present = ",".join(str(int(d.name.split("-")[1])) for d in dirs) or "none"
+            raise VfiError(
+                f"{root} is an incomplete corpus: {', '.join(absent)} of its index "
+                f"{'is' if len(absent) == 1 else 'are'} missing; copy them in, or train on the "
+                f"packs present with --train_packs {present}"
+            )
     if packs is not None:
         names = {f"pack-{p:02d}" if isinstance(p, int) else str(p) for p in packs}
         missing = names - {d.name for d in dirs}

@@ -134,12 +134,14 @@ def open_corpus(cfg) -> Dataset:
     """Our own corpus (``--train_data``, written by ``vfi train prepare``).
 
     Its loader decodes the packs into RAM once, in the constructor (before DataLoader workers
-    fork); a dry run loads only the first pack.
+    fork); ``--train_packs`` picks packs, and a dry run loads only the first of them.
     """
     from train.data.corpus_dataset import CorpusDataset
     from train.data.synthetic import SyntheticConfig
 
-    packs = [0] if cfg.dry_run else None
+    packs = list(cfg.train_packs) if cfg.train_packs is not None else None
+    if cfg.dry_run:  # one pack is enough to try the pipeline
+        packs = packs[:1] if packs else [0]
     synthetic = SyntheticConfig(small_layers=(0, cfg.small_objects), still_scene=cfg.still_scene)
     return AsUint8(
         CorpusDataset(

@@ -115,6 +115,12 @@ class _TrainGroup(click.Group):
     help="Share of synthetic photo triplets in --train_data  [default: 0.15]",
 )
 @click.option(
+    "--train_packs",
+    metavar="N,N,...",
+    help="Train on these packs of --train_data only, e.g. 0,1,5  [default: all; a missing one "
+    "is an error]",
+)
+@click.option(
     "--ram_gb",
     type=float,
     help="Memory for the decoded frames of --train_data, GiB per process (beyond it, parts of "
