@@ -105,11 +105,12 @@ VARIANTS: dict[str, Variant] = {
             # more on 2 H100s to step 2,550 (2 x 17 minutes), then once more on 2 H200s (its EMA
             # at step 2,000 of 2,750, 2 x 10 minutes), then one 3,500-step schedule at batch 128
             # on 4 H200s (its EMA at the end, 4 x 18 minutes), then one 3,500-step schedule at
-            # batch 64 on 2 H200s (its EMA at the end, 2 x 16 minutes); RIFE HDv3 flow
-            # distillation; fp16, inside the package.
+            # batch 64 on 2 H200s (its EMA at the end, 2 x 16 minutes), then that schedule with
+            # the moving-pixel loss widened by an 8-px halo (its EMA at step 2,000 of 3,500,
+            # 2 x 9 minutes); RIFE HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="1f839a805bf5611fe2fa2a07b0b65fbc0535977ce10fa94b2b6c7ae7b3c0422e",
+                sha256="a03abb9277f9c3204a829085b801fce412b2bbb3bb5c0602c9f1664c756406b5",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
