@@ -309,6 +309,23 @@ def test_incomplete_corpus_is_an_error_unless_packs_are_picked(corpus, tmp_path)
     assert [c.name for c in picked.clips] == [c.name for c in full.clips]
 
 
+def test_train_packs_reach_the_loader(corpus):
+    from train.config import make_config
+    from train.data.corpus_dataset import CorpusDataset
+    from train.data.mixed import open_corpus
+
+    def clips(**kw):
+        cfg = make_config(exp_name="x", train_data=str(corpus[0]), crop=32, **kw)
+        return [c.name for c in open_corpus(cfg).dataset.clips]
+
+    pack2 = [c.name for c in CorpusDataset(corpus[0], packs=[2], crop=32, threads=1).clips]
+    assert clips(train_packs="2") == pack2
+    assert clips(train_packs="2,0", dry_run=True) == pack2  # a dry run: the first pack named
+    assert clips(dry_run=True) == [
+        c.name for c in CorpusDataset(corpus[0], packs=[0], crop=32, threads=1).clips
+    ]
+
+
 def test_tampered_file_is_rejected(corpus, tmp_path):
     import shutil
 
