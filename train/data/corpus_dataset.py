@@ -3,8 +3,8 @@
 ``CorpusDataset(cache_dir)`` reads the packs of ``cache_dir`` (a folder written by ``vfi train
 prepare``: every pack its index lists unless ``packs`` picks some; or one ``pack-NN`` folder of
 it), decodes, in a thread pool across clips, only the frames its triplet index uses into uint8
-arrays (subsampling whole windows of frames when that
-would exceed ``ram_gb``), loads the pack's photos, and then serves samples:
+arrays (subsampling whole windows of frames when that would exceed ``ram_gb``), loads the pack's
+photos, and then serves samples:
 
 - a video triplet drawn with probability growing with its motion score (``motion_power``) and
   divided by the square root of its clip's triplet count, so long clips do not crowd out short ones;
@@ -307,7 +307,8 @@ def _read_packs(root: Path, packs) -> tuple[list[dict], list[Path], list[int]]:
         absent = [p["name"] for p in index.get("packs", []) if not (root / p["name"]).is_dir()]
         if packs is None and absent:
             # An incomplete copy would otherwise train on part of the data without a word.
-            present = ",".join(str(int(d.name.split("-")[1])) for d in dirs) or "none"
+            nums = [d.name.removeprefix("pack-") for d in dirs]
+            present = ",".join(str(int(n)) if n.isdigit() else f"pack-{n}" for n in nums) or "none"
             raise VfiError(
                 f"{root} is an incomplete corpus: {', '.join(absent)} of its index "
                 f"{'is' if len(absent) == 1 else 'are'} missing; copy them in, or train on the "
