@@ -125,11 +125,18 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from engine.errors import VfiError
+    from train.config import parse_packs
+
+    try:
+        packs = list(parse_packs(args.packs, "--packs")) if args.packs else None
+    except VfiError as e:
+        p.error(str(e))  # a usage error (exit 2), like argparse's own
+
     from train.data.corpus_dataset import CorpusDataset
     from train.teacher import RifeTeacher
 
     torch.set_grad_enabled(False)
-    packs = [int(x) for x in args.packs.split(",")] if args.packs else None
     ds = CorpusDataset(args.corpus, packs=packs, crop=args.crop, ram_gb=args.ram_gb)
     rows = measure(ds, RifeTeacher.load(args.teacher), args.per_gap, args.crop, args.seed)
     print(f"{args.corpus} packs {args.packs or 'all'}: median teacher-minus-blend PSNR (dB), "

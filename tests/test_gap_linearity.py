@@ -43,3 +43,12 @@ def test_a_teacher_that_blends_has_zero_margin_and_its_motion_is_read(dataset):
     assert len(lines) == 2 + len(GAPS)  # header, rule, one line per gap
     assert len({line.count("|") for line in lines}) == 1  # every line has the header's columns
     assert "| 1 | 6 | +0.00 (6) |" in table and "0% |" in table
+
+
+def test_bad_packs_are_a_usage_error_before_anything_loads(tmp_path, capsys):
+    from benchmarks.gap_linearity import main
+
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "no_corpus"), "--packs", "0,a"])
+    assert e.value.code == 2
+    assert "--packs takes pack numbers like 0,1,5" in capsys.readouterr().err

@@ -104,6 +104,11 @@ def test_check_triplets_command_writes_the_margins_and_refuses_to_overwrite(
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "already exists" in again.output
     assert "Traceback" not in again.output
+    other = tmp_path / "other.json"
+    for packs, says in (("0,a", "--packs takes pack numbers"), ("0,0", "distinct non-negative")):
+        res = CliRunner().invoke(cli, [*args[:2], str(corpus), str(other), "--packs", packs])
+        assert res.exit_code == 1 and says in res.output and "Traceback" not in res.output
+        assert not other.exists()
 
 
 def test_training_flags_need_each_other(corpus):

@@ -211,14 +211,15 @@ def parse_ratio(text: str) -> tuple[int, int]:
     return a, b
 
 
-def parse_packs(text: str) -> tuple[int, ...]:
-    """'0,1,5' -> (0, 1, 5): pack numbers of a corpus (pack-00, pack-01, pack-05)."""
+def parse_packs(text: str, option: str = "--train_packs") -> tuple[int, ...]:
+    """'0,1,5' -> (0, 1, 5): pack numbers of a corpus (pack-00, pack-01, pack-05). ``option`` is
+    the flag named in the error, since every command that picks packs reads them here."""
     try:
         packs = tuple(int(x) for x in str(text).split(","))
     except ValueError:
-        raise VfiError(f"--train_packs takes pack numbers like 0,1,5, got {text!r}") from None
+        raise VfiError(f"{option} takes pack numbers like 0,1,5, got {text!r}") from None
     if any(p < 0 for p in packs) or len(set(packs)) != len(packs):
-        raise VfiError(f"--train_packs needs distinct non-negative pack numbers, got {text!r}")
+        raise VfiError(f"{option} needs distinct non-negative pack numbers, got {text!r}")
     return packs
 
 

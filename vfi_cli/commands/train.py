@@ -345,10 +345,9 @@ def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, for
         raise VfiError(f"{out} already exists; pass --force to replace it")
     if crop < 32 or batch < 1:
         raise VfiError("--crop must be at least 32 and --batch at least 1")
-    try:
-        pack_list = [int(p) for p in packs.split(",")] if packs else None
-    except ValueError:
-        raise click.BadParameter(f"{packs!r} is not a comma-separated list of integers") from None
+    from train.config import parse_packs
+
+    pack_list = list(parse_packs(packs, "--packs")) if packs else None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from engine.interpolator import resolve_device
