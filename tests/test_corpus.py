@@ -326,6 +326,89 @@ def test_train_packs_reach_the_loader(corpus):
     ]
 
 
+def _coordinate_frame(h: int, w: int) -> np.ndarray:
+    """(h, w, 3) uint8 whose pixel (y, x) holds (y, x, 7): a window shows where it was cut."""
+    yy, xx = np.mgrid[:h, :w]
+    return np.stack([yy, xx, np.full_like(yy, 7)], -1).astype(np.uint8)
+
+
+def _origins(frames: torch.Tensor) -> np.ndarray:
+    """Source (y, x) of each window's top-left pixel, after checking each window is a plain cut."""
+    u8 = (frames * 255).round().long()  # (3, 3, c, c)
+    c = u8.shape[-1]
+    ramp = torch.arange(c)
+    for k in range(3):
+        assert torch.equal(u8[k, 0] - u8[k, 0, 0, 0], ramp[:, None].expand(c, c))
+        assert torch.equal(u8[k, 1] - u8[k, 1, 0, 0], ramp[None, :].expand(c, c))
+    return u8[:, :2, 0, 0].numpy()  # (3, 2)
+
+
+@pytest.mark.parametrize(
+    "pan, t", [((4, -6), 0.5), ((-10, 8), 0.5), ((3, -9), 1 / 3), ((-6, 12), 2 / 3)]
+)
+def test_panned_window_moves_linearly_in_time(pan, t):
+    """Each frame's window is offset by its time times the pan: the middle frame stays exact."""
+    from train.data.corpus_dataset import _random_window
+
+    frame = _coordinate_frame(48, 64)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        frames = _random_window([frame] * 3, 16, 0.0, rng, pan=np.array(pan), t=t)
+        o = _origins(frames)
+        assert (o[2] - o[0]).tolist() == list(pan)
+        assert (o[1] - o[0]).tolist() == [round(t * p) for p in pan]
+
+
+def test_a_pan_too_large_for_the_frame_is_shrunk_along_its_direction():
+    from train.data.corpus_dataset import _random_window
+
+    frame = _coordinate_frame(24, 64)  # 8 px of room in y for a 16 px window
+    for t, pan, fitted in ((0.5, (20, -10), (8, -4)), (1 / 3, (-30, 30), (-6, 6))):
+        o = _origins(
+            _random_window([frame] * 3, 16, 0.0, np.random.default_rng(0), np.array(pan), t)
+        )
+        assert (o[2] - o[0]).tolist() == list(fitted)
+
+
+def test_drawn_pans_are_bounded_whole_in_the_middle_and_go_every_way():
+    from train.data.corpus_dataset import draw_pan, pan_quantum
+
+    rng = np.random.default_rng(0)
+    for t in (0.5, 1 / 3, 2 / 3):
+        pans = np.array([draw_pan(rng, 12.0, t) for _ in range(400)])
+        q = pan_quantum(t)
+        assert (pans % q == 0).all()
+        assert (np.linalg.norm(pans, axis=1) <= 2 * 12.0 + q).all()  # per half-step <= 12 px
+        assert np.linalg.norm(pans, axis=1).max() > 18  # and not all small
+        assert {(a, b) for a, b in np.sign(pans).tolist()} >= {(1, 1), (1, -1), (-1, 1), (-1, -1)}
+    assert not draw_pan(rng, 0.0).any()
+
+
+def test_pan_prob_reaches_the_loader_and_leaves_unpanned_runs_unchanged(corpus):
+    from train.config import make_config
+    from train.data.mixed import open_corpus
+
+    def samples(**kw):
+        cfg = make_config(exp_name="x", train_data=str(corpus[0]), crop=32, augment=False, **kw)
+        ds = open_corpus(cfg).dataset
+        ds.photo_prob = 0.0
+        torch.manual_seed(3)
+        return ds, [ds[i]["frames"] for i in range(6)]
+
+    plain, a = samples()
+    _, b = samples(pan_prob=0.0, pan_max=30.0)
+    panned, c = samples(pan_prob=1.0, pan_max=30.0)
+    assert (plain.pan_prob, panned.pan_prob, panned.pan_max) == (0.0, 1.0, 30.0)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))  # no extra random draws when off
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+    with pytest.raises(VfiError, match="--pan_prob is a share"):
+        make_config(exp_name="x", train_data="c", pan_prob=1.5)
+    with pytest.raises(VfiError, match="--pan_max"):
+        make_config(exp_name="x", train_data="c", pan_max=-1.0)
+    with pytest.raises(VfiError, match="give the corpus"):
+        make_config(exp_name="x", data_path="d", pan_prob=0.3)
+
+
 def test_tampered_file_is_rejected(corpus, tmp_path):
     import shutil
 

@@ -76,6 +76,11 @@ class TrainConfig:
     # normalised): 0.5 gives triplets moving > 8 px 21 % of the draws, 1.0 gives 35 % (> 16 px:
     # 4 % -> 9 %). Higher favours large motion, where the gap to RIFE grows (docs/results.md).
     motion_power: float = 0.5
+    # Large camera motion over real footage: this share of corpus video triplets is seen through a
+    # window panning at a constant velocity of up to pan_max px per half-step (exact middle frame;
+    # train/data/corpus_dataset.py). The corpus has few large-motion clips (docs/data.md).
+    pan_prob: float = 0.0
+    pan_max: float = 16.0
     # Decoded frames of --train_data per process, GiB (whole windows of frames are left out above
     # it). None: train.data.corpus_dataset.default_ram_gb, a share of this machine's memory.
     ram_gb: float | None = None
@@ -272,7 +277,7 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError("--moving_halo widens the moving-pixel loss: give it a weight, --w_moving W")
     if cfg.distill_window < 1 or cfg.distill_window % 2 == 0:
         raise VfiError(f"--distill_window must be an odd number >= 1, got {cfg.distill_window}")
-    for name in ("photo_prob", "still_scene"):
+    for name in ("photo_prob", "still_scene", "pan_prob"):
         if not 0 <= getattr(cfg, name) <= 1:
             raise VfiError(f"--{name} is a share in [0, 1], got {getattr(cfg, name)}")
     if cfg.ram_gb is not None and not cfg.ram_gb > 0:
@@ -281,6 +286,10 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError(f"--small_objects cannot be negative, got {cfg.small_objects}")
     if cfg.motion_power < 0:
         raise VfiError(f"--motion_power cannot be negative (0 = uniform), got {cfg.motion_power}")
+    if cfg.pan_max < 0:
+        raise VfiError(f"--pan_max is a speed in px per half-step, not negative; got {cfg.pan_max}")
+    if cfg.pan_prob and not cfg.train_data:
+        raise VfiError("--pan_prob pans the video triplets of --train_data: give the corpus")
     if cfg.train_packs is not None and not cfg.train_data:
         raise VfiError("--train_packs picks packs of --train_data: give the corpus")
     if cfg.triplet_margins and not cfg.train_data:

@@ -10,6 +10,9 @@ photos, and then serves samples:
   divided by the square root of its clip's triplet count, so long clips do not crowd out short ones;
   gap-2 triplets also give t = 1/3 or 2/3 samples (frames s, s+1, s+3 or s, s+2, s+3) with
   probability ``third_prob``;
+- with probability ``pan_prob``, a video triplet seen through a window that pans at a constant
+  velocity (up to ``pan_max`` px per half-step, any direction) on top of the clip's own motion:
+  each frame's window is offset by its time times the pan, so the middle frame is still exact;
 - with probability ``photo_prob``, a synthetic triplet from the photos (train.data.synthetic).
 
 It is a map-style ``torch.utils.data.Dataset`` (the index only picks a sample slot; every draw is
@@ -81,6 +84,9 @@ class CorpusDataset(Dataset):
             ``min_margin`` dB (``train/data/triplet_check.py``); unscored triplets stay.
         zoom_prob: chance to take a window up to 2x the crop from a large frame and scale it down
             (more context per crop, lower-resolution statistics).
+        pan_prob: chance to add a constant-velocity pan of the window to a video triplet (large
+            camera motion over real footage; see :func:`draw_pan`).
+        pan_max: the largest added pan, px per half-step in the source frame (before any zoom).
         augment: True for flips, rot90, temporal and channel reversal; a callable
             ``f(frames, t, rng) -> (frames, t)`` to replace them; False for none.
         samples_per_epoch: ``len()``; default the number of triplets loaded.
@@ -105,6 +111,8 @@ class CorpusDataset(Dataset):
         margins: dict | str | os.PathLike | None = None,
         min_margin: float = 0.0,
         zoom_prob: float = 0.25,
+        pan_prob: float = 0.0,
+        pan_max: float = 16.0,
         augment: bool | Callable = True,
         samples_per_epoch: int | None = None,
         ram_gb: float | None = None,
@@ -116,6 +124,7 @@ class CorpusDataset(Dataset):
         self.crop = int(crop)
         self.photo_prob, self.third_prob = photo_prob, third_prob
         self.motion_power, self.zoom_prob = motion_power, zoom_prob
+        self.pan_prob, self.pan_max = pan_prob, pan_max
         self.augment = augment
         self.seed = seed
         self.synthetic = synthetic or SyntheticConfig()
@@ -222,7 +231,13 @@ class CorpusDataset(Dataset):
             t = 0.5
             clip, idx = self.triplet_frames(row, t)
         imgs = [clip.frames[clip.rows[i]] for i in idx]  # 3 x (H, W, 3) uint8
-        return _random_window(imgs, self.crop, self.zoom_prob, rng), t
+        # Only draw when panning is on, so that runs without it keep their random stream.
+        pan = (
+            draw_pan(rng, self.pan_max, t)
+            if self.pan_prob and rng.random() < self.pan_prob
+            else None
+        )
+        return _random_window(imgs, self.crop, self.zoom_prob, rng, pan=pan, t=t), t
 
 
 def default_augment(
@@ -426,11 +441,41 @@ def _verify(path: Path, sha256: str) -> None:
         raise VfiError(f"{path} does not match its index (sha256 differs): rebuild the corpus")
 
 
-def _random_window(imgs: list[np.ndarray], crop: int, zoom_prob: float, rng) -> torch.Tensor:
+def pan_quantum(t: float) -> int:
+    """Pans are multiples of this (px), so that the middle frame's window offset, t times the pan,
+    is a whole pixel: 2 for t = 1/2, 3 for t = 1/3 or 2/3."""
+    return 2 if t == 0.5 else 3
+
+
+def draw_pan(rng: np.random.Generator, pan_max: float, t: float = 0.5) -> np.ndarray:
+    """A window pan from img0 to img1, (dy, dx) int px: speed uniform in [0, pan_max] px per
+    half-step, direction uniform, rounded to a multiple of :func:`pan_quantum`."""
+    speed, angle = rng.uniform(0.0, pan_max), rng.uniform(0.0, 2 * np.pi)
+    q = pan_quantum(t)
+    full = 2 * speed * np.array([np.sin(angle), np.cos(angle)])  # (dy, dx), img0 -> img1
+    return (np.round(full / q) * q).astype(np.int64)
+
+
+def _fit_pan(pan: np.ndarray, room: tuple[int, int], q: int) -> np.ndarray:
+    """``pan`` scaled down (same direction, multiples of q, toward zero) to fit ``room`` (y, x)."""
+    scale = min([1.0] + [r / abs(p) for p, r in zip(pan, room) if abs(p) > r])
+    return (np.trunc(pan * scale / q) * q).astype(np.int64)
+
+
+def _random_window(
+    imgs: list[np.ndarray],
+    crop: int,
+    zoom_prob: float,
+    rng,
+    pan: np.ndarray | None = None,
+    t: float = 0.5,
+) -> torch.Tensor:
     """The same random square window of three (H, W, 3) uint8 frames, scaled to crop: (3, 3, c, c).
 
     Frames smaller than ``crop`` give their largest square window, upscaled; large frames give, with
-    probability ``zoom_prob``, a window up to 2x the crop, scaled down (antialiased).
+    probability ``zoom_prob``, a window up to 2x the crop, scaled down (antialiased). ``pan`` (dy,
+    dx), a multiple of ``pan_quantum(t)``: the window moves by it from img0 to img1 and by t times
+    it to the middle frame (fit to the frame if it does not, toward zero).
     """
     h, w = imgs[0].shape[:2]
     short = min(h, w)
@@ -439,9 +484,15 @@ def _random_window(imgs: list[np.ndarray], crop: int, zoom_prob: float, rng) -> 
         win = short
     elif rng.random() < zoom_prob and short > crop * 1.25:
         win = int(crop * rng.uniform(1.0, min(2.0, short / crop)))
-    y = int(rng.integers(h - win + 1))
-    x = int(rng.integers(w - win + 1))
-    stack = np.stack([im[y : y + win, x : x + win] for im in imgs])  # (3, win, win, 3)
+    pan = (
+        np.zeros(2, np.int64) if pan is None else _fit_pan(pan, (h - win, w - win), pan_quantum(t))
+    )
+    y = int(rng.integers(h - win - abs(pan[0]) + 1)) - min(0, int(pan[0]))
+    x = int(rng.integers(w - win - abs(pan[1]) + 1)) - min(0, int(pan[1]))
+    offsets = [(0, 0), (round(t * pan[0]), round(t * pan[1])), (int(pan[0]), int(pan[1]))]
+    stack = np.stack(
+        [im[y + oy : y + oy + win, x + ox : x + ox + win] for im, (oy, ox) in zip(imgs, offsets)]
+    )  # (3, win, win, 3)
     frames = torch.from_numpy(stack).permute(0, 3, 1, 2).float().div_(255.0)  # (3, 3, win, win)
     if win != crop:
         frames = F.interpolate(

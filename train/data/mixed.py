@@ -152,6 +152,8 @@ def open_corpus(cfg) -> Dataset:
             seed=cfg.seed,
             photo_prob=cfg.photo_prob,
             motion_power=cfg.motion_power,
+            pan_prob=cfg.pan_prob,
+            pan_max=cfg.pan_max,
             ram_gb=cfg.ram_gb,
             margins=cfg.triplet_margins,
             min_margin=cfg.min_teacher_margin,

@@ -142,6 +142,16 @@ class _TrainGroup(click.Group):
     help="Draw corpus triplets with weight motion**P; higher = more large motion  [default: 0.5]",
 )
 @click.option(
+    "--pan_prob",
+    type=float,
+    help="Share of corpus video triplets given an added constant camera pan  [default: 0]",
+)
+@click.option(
+    "--pan_max",
+    type=float,
+    help="Largest added pan, px per half-step (with --pan_prob)  [default: 16]",
+)
+@click.option(
     "--triplet_margins",
     type=click.Path(),
     help="Margins file of `vfi train check-triplets` for --train_data (with --min_teacher_margin)",
