@@ -1,0 +1,100 @@
+"""Does our gap to RIFE HDv3 grow when a camera pan is added to real triplets?
+
+Each triplet of a dev set is cut into three windows that pan at a constant velocity, as
+``vfi train --pan_prob`` does to training triplets (train/data/corpus_dataset.py): img0's window
+at the origin, the ground truth's at half the pan, img1's at the pan (pans are even, so every
+window is a whole-pixel cut and the middle frame stays exact). The window is the largest the frame
+allows, (H - |dy|, W - |dx|); speed 0 scores the whole frame. The direction turns by 45 degrees from
+one triplet to the next, so each speed sees all eight. Our model and RIFE HDv3 (`train/teacher.py`)
+score the same windows under the `vfi bench` protocol (8-bit rounding, PSNR averaged per
+triplet; each model pads to its own alignment, so at speed 0 Middlebury can differ from `vfi
+bench`, which pads to 32 centred, by a few hundredths of a dB); the gap is paired per triplet with
+a 95 % bootstrap interval (`vfi compare`'s). If the gap widens with speed, large global motion is
+one of our weaknesses and training with an added pan aims at it. CPU is fine:
+
+    python benchmarks/pan_gap.py middlebury eval/middlebury --model vfi-s --teacher flownet.pkl
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.flow_vs_teacher import analysis_parser, open_analysis, ours
+from benchmarks.tta_vs_rife import paired
+
+SPEEDS = (0, 8, 16, 24)  # px per half-step (img0 -> middle frame)
+DIRECTIONS = 8  # the pan's direction turns by 360 / DIRECTIONS degrees per triplet
+
+
+def pan_for(speed: float, k: int) -> tuple[int, int]:
+    """The (dy, dx) pan, img0 -> img1, of triplet ``k`` at ``speed`` px per half-step: even, so that
+    half of it is a whole pixel."""
+    angle = 2 * math.pi * (k % DIRECTIONS) / DIRECTIONS
+    return tuple(2 * round(speed * f) for f in (math.sin(angle), math.cos(angle)))
+
+
+def pan_windows(img0, gt, img1, pan: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """The three (1, 3, h, w) windows of a pan (even dy, dx): img0's at the origin, gt's at half the
+    pan, img1's at the pan; h = H - |dy|, w = W - |dx|."""
+    dy, dx = pan
+    if dy % 2 or dx % 2:
+        raise ValueError(f"a pan must be even to keep the middle frame exact, got {pan}")
+    H, W = img0.shape[-2:]
+    h, w = H - abs(dy), W - abs(dx)
+    if h < 1 or w < 1:
+        raise ValueError(f"a pan of {pan} leaves no window of a {H}x{W} frame")
+    y, x = max(0, -dy), max(0, -dx)  # img0's window, so that img1's (at +pan) stays inside
+
+    def cut(img: torch.Tensor, oy: int, ox: int) -> torch.Tensor:
+        return img[..., y + oy : y + oy + h, x + ox : x + ox + w]
+
+    return cut(img0, 0, 0), cut(gt, dy // 2, dx // 2), cut(img1, dy, dx)
+
+
+def main() -> None:
+    p = analysis_parser(__doc__.split("\n")[0])
+    p.add_argument("--speeds", default=",".join(map(str, SPEEDS)), help="px per half-step")
+    args = p.parse_args()
+    speeds = [float(s) for s in args.speeds.split(",")]
+
+    from train import bench
+    from train.data import benchmarks as B
+
+    model, teacher, samples = open_analysis(args)
+    proto = bench.Protocol("pan_gap", "8bit", "ssim_matlab", 0, 1.0)
+    names: list[str] = []
+    scores = {s: {"ours": [], "rife": []} for s in speeds}
+    for k, item in enumerate(B.iter_items(samples)):
+        names.append(item.name)
+        for s in speeds:
+            a, gt, b = pan_windows(item.img0, item.gt, item.img1, pan_for(s, k))
+            scores[s]["ours"].append(bench.score(ours(model, a, b)["pred"], gt, proto)["psnr"])
+            rife = teacher(a, b)["pred"].clamp(0, 1)
+            scores[s]["rife"].append(bench.score(rife, gt, proto)["psnr"])
+    n = len(names)
+    print(f"{args.set} {args.path.name}: {n} triplets, model {args.model}, PSNR dB")
+    print("| added pan (px per half-step) | ours | RIFE HDv3 | ours − RIFE HDv3 | 95 % interval |")
+    print("|---|---|---|---|---|")
+    for s in speeds:
+        m = paired(args.set, names, scores[s]["rife"], scores[s]["ours"])
+        ours_mean, rife_mean = (sum(scores[s][w]) / n for w in ("ours", "rife"))
+        lo, hi = m["interval"]
+        print(
+            f"| {s:g} | {ours_mean:.3f} | {rife_mean:.3f} | {m['delta']:+.3f} | "
+            f"[{lo:+.3f}, {hi:+.3f}] |"
+        )
+
+
+if __name__ == "__main__":
+    from engine.errors import VfiError
+
+    try:
+        main()
+    except (VfiError, OSError, ValueError) as e:  # a wrong path or file: one line, no traceback
+        raise SystemExit(f"error: {e}") from None

@@ -1,0 +1,47 @@
+"""benchmarks/pan_gap.py: the panned windows of a dev triplet, and the pans drawn for them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from benchmarks.pan_gap import DIRECTIONS, pan_for, pan_windows
+
+
+def _coordinates(h: int, w: int) -> torch.Tensor:
+    """(1, 2, h, w): each pixel holds its own (y, x)."""
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return torch.stack([yy, xx])[None].float()
+
+
+@pytest.mark.parametrize("pan", [(0, 0), (6, -10), (-12, 4), (0, 20)])
+def test_windows_pan_linearly_and_are_as_large_as_the_frame_allows(pan):
+    frame = _coordinates(30, 40)
+    a, gt, b = pan_windows(frame, frame, frame, pan)
+    assert a.shape == gt.shape == b.shape == (1, 2, 30 - abs(pan[0]), 40 - abs(pan[1]))
+    origin = a[0, :, 0, 0]
+    assert (b[0, :, 0, 0] - origin).tolist() == list(pan)
+    assert (gt[0, :, 0, 0] - origin).tolist() == [pan[0] / 2, pan[1] / 2]
+    # every window is a plain cut: its coordinates step by one pixel along each axis
+    for win in (a, gt, b):
+        h, w = win.shape[-2:]
+        steps = _coordinates(h, w)[0]
+        assert torch.equal(win[0] - win[0, :, :1, :1], steps)
+
+
+def test_bad_pans_are_refused():
+    frame = _coordinates(10, 10)
+    with pytest.raises(ValueError, match="even"):
+        pan_windows(frame, frame, frame, (3, 0))
+    with pytest.raises(ValueError, match="no window"):
+        pan_windows(frame, frame, frame, (10, 0))
+
+
+def test_pans_are_even_have_the_speed_and_turn_through_every_direction():
+    pans = [pan_for(16, k) for k in range(DIRECTIONS)]
+    assert all(p % 2 == 0 for pan in pans for p in pan)
+    assert all(abs(math.hypot(*pan) - 32) <= 2 for pan in pans)  # twice 16 px, rounded to even
+    assert len(set(pans)) == DIRECTIONS and pan_for(16, DIRECTIONS) == pans[0]
+    assert pan_for(0, 3) == (0, 0)
