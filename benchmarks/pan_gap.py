@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.flow_vs_teacher import analysis_parser, open_analysis, ours
 from benchmarks.tta_vs_rife import paired
+from train.data.corpus_dataset import pan_offsets, pan_quantum
 
 SPEEDS = (0, 8, 16, 24)  # px per half-step (img0 -> middle frame)
 DIRECTIONS = 8  # the pan's direction turns by 360 / DIRECTIONS degrees per triplet
@@ -36,7 +37,8 @@ def pan_for(speed: float, k: int) -> tuple[int, int]:
     """The (dy, dx) pan, img0 -> img1, of triplet ``k`` at ``speed`` px per half-step: even, so that
     half of it is a whole pixel."""
     angle = 2 * math.pi * (k % DIRECTIONS) / DIRECTIONS
-    return tuple(2 * round(speed * f) for f in (math.sin(angle), math.cos(angle)))
+    q = pan_quantum(0.5)
+    return tuple(q * round(2 * speed * f / q) for f in (math.sin(angle), math.cos(angle)))
 
 
 def pan_windows(img0, gt, img1, pan: tuple[int, int]) -> tuple[torch.Tensor, ...]:
@@ -51,10 +53,10 @@ def pan_windows(img0, gt, img1, pan: tuple[int, int]) -> tuple[torch.Tensor, ...
         raise ValueError(f"a pan of {pan} leaves no window of a {H}x{W} frame")
     y, x = max(0, -dy), max(0, -dx)  # img0's window, so that img1's (at +pan) stays inside
 
-    def cut(img: torch.Tensor, oy: int, ox: int) -> torch.Tensor:
-        return img[..., y + oy : y + oy + h, x + ox : x + ox + w]
-
-    return cut(img0, 0, 0), cut(gt, dy // 2, dx // 2), cut(img1, dy, dx)
+    return tuple(
+        img[..., y + oy : y + oy + h, x + ox : x + ox + w]
+        for img, (oy, ox) in zip((img0, gt, img1), pan_offsets(pan, 0.5))
+    )  # the windows of training's pans (train/data/corpus_dataset.py)
 
 
 def main() -> None:

@@ -456,6 +456,13 @@ def draw_pan(rng: np.random.Generator, pan_max: float, t: float = 0.5) -> np.nda
     return (np.round(full / q) * q).astype(np.int64)
 
 
+def pan_offsets(pan, t: float) -> list[tuple[int, int]]:
+    """(dy, dx) window offsets of [img0, middle frame, img1] for a pan (dy, dx) of img0 -> img1 that
+    is a multiple of :func:`pan_quantum`: the window moves by t times the pan to the middle frame."""
+    dy, dx = int(pan[0]), int(pan[1])
+    return [(0, 0), (round(t * dy), round(t * dx)), (dy, dx)]
+
+
 def _fit_pan(pan: np.ndarray, room: tuple[int, int], q: int) -> np.ndarray:
     """``pan`` scaled down (same direction, multiples of q, toward zero) to fit ``room`` (y, x)."""
     scale = min([1.0] + [r / abs(p) for p, r in zip(pan, room) if abs(p) > r])
@@ -489,9 +496,11 @@ def _random_window(
     )
     y = int(rng.integers(h - win - abs(pan[0]) + 1)) - min(0, int(pan[0]))
     x = int(rng.integers(w - win - abs(pan[1]) + 1)) - min(0, int(pan[1]))
-    offsets = [(0, 0), (round(t * pan[0]), round(t * pan[1])), (int(pan[0]), int(pan[1]))]
     stack = np.stack(
-        [im[y + oy : y + oy + win, x + ox : x + ox + win] for im, (oy, ox) in zip(imgs, offsets)]
+        [
+            im[y + oy : y + oy + win, x + ox : x + ox + win]
+            for im, (oy, ox) in zip(imgs, pan_offsets(pan, t))
+        ]
     )  # (3, win, win, 3)
     frames = torch.from_numpy(stack).permute(0, 3, 1, 2).float().div_(255.0)  # (3, 3, win, win)
     if win != crop:
