@@ -63,7 +63,12 @@ def main() -> None:
     p = analysis_parser(__doc__.split("\n")[0])
     p.add_argument("--speeds", default=",".join(map(str, SPEEDS)), help="px per half-step")
     args = p.parse_args()
-    speeds = [float(s) for s in args.speeds.split(",")]
+    try:
+        speeds = [float(s) for s in args.speeds.split(",")]
+    except ValueError:
+        p.error(f"--speeds takes px per half-step like 0,8,16, got {args.speeds!r}")
+    if any(s < 0 for s in speeds):
+        p.error(f"--speeds cannot be negative, got {args.speeds!r}")
 
     from train import bench
     from train.data import benchmarks as B

@@ -45,3 +45,13 @@ def test_pans_are_even_have_the_speed_and_turn_through_every_direction():
     assert all(abs(math.hypot(*pan) - 32) <= 2 for pan in pans)  # twice 16 px, rounded to even
     assert len(set(pans)) == DIRECTIONS and pan_for(16, DIRECTIONS) == pans[0]
     assert pan_for(0, 3) == (0, 0)
+
+
+@pytest.mark.parametrize("speeds", ["8,a", "-8"])
+def test_bad_speeds_are_a_usage_error_before_anything_loads(speeds, monkeypatch, capsys):
+    from benchmarks.pan_gap import main
+
+    monkeypatch.setattr("sys.argv", ["pan_gap.py", "ucf101", "no_such_set", "--speeds", speeds])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and "--speeds" in capsys.readouterr().err
