@@ -284,6 +284,29 @@ def test_max_minutes_stops_mid_epoch_and_the_same_command_continues(data, tmp_pa
     assert "schedule now spans" not in (tmp_path / "log" / "train_m.log").read_text()
 
 
+def test_max_minutes_counts_from_the_command_start_data_loading_included(
+    data, tmp_path, monkeypatch
+):
+    """A caller's wall-clock limit covers the whole command: minutes spent decoding the corpus
+    count, so a run whose data took longer than the budget stops after its first step."""
+    import types
+
+    import train.loop as loop
+
+    clock = [0.0]
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    real_build = loop.build_train_data
+
+    def slow_build(*args, **kwargs):
+        clock[0] += 90.0  # the data took 1.5 minutes; the training steps take no time at all
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "build_train_data", slow_build)
+    cfg = _cfg(1, data, tmp_path, exp_name="w", epochs=1, max_minutes=1.0)
+    assert train(cfg, model_config=tiny_config())["step"] == 1
+    assert "stopped after --max_minutes" in (tmp_path / "log" / "train_w.log").read_text()
+
+
 def test_max_minutes_at_an_epochs_last_batch_stops_at_the_epoch_end(data, tmp_path, monkeypatch):
     """Out of time exactly on an epoch's last batch: the epoch is closed (validated, saved as the
     next epoch's start), so the next call does not log an empty epoch and validate again."""

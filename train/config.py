@@ -138,8 +138,9 @@ class TrainConfig:
     device: str = "auto"
     workdir: str = "."  # log/ and ckpt/ are created here
     dry_run: bool = False
-    # Stop cleanly after this many minutes of training (0 = no limit): evaluate, save with the
-    # batch position, and let the same command continue later. For time-boxed machines.
+    # Stop cleanly once this many minutes have passed since the command started, data loading
+    # included (0 = no limit): evaluate, save with the batch position, and let the same command
+    # continue later. For time-boxed machines; leave room for the final evaluation and save.
     max_minutes: float = 0.0
     # Store the optimizer moments in bf16 in <exp>_optim.pkl: half its size, for machines
     # that carry the run state through a transfer limit. Loading casts them back to fp32; Adam's

@@ -223,15 +223,21 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None = None) -> dict:
 
     ``model_config`` replaces ``cfg.model`` (tests inject a tiny architecture this way).
     """
+    # --max_minutes is a wall-clock budget for the whole command: decoding a large corpus into
+    # RAM took minutes on a 4-GPU host (22nd round), and a clock started after it overran the
+    # caller's limit by that much, so the clock starts here, before any setup.
+    t_start = time.perf_counter()
     d = ddp.setup(cfg.device)
     try:
         with contextlib.ExitStack() as closing:  # the log closes (and the bar stops) on any exit
-            return _train(cfg, d, model_config, closing)
+            return _train(cfg, d, model_config, closing, t_start)
     finally:
         ddp.cleanup(d)
 
 
-def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.ExitStack) -> dict:
+def _train(
+    cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.ExitStack, t_start: float
+) -> dict:
     root = run_root(cfg)
     paths = checkpoint.paths_for(root / "ckpt", cfg.exp_name)
     resuming = not cfg.dry_run and checkpoint.exists(paths)
@@ -396,7 +402,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
         )
         return evaluated
 
-    t_run, out_of_time = time.perf_counter(), False
+    out_of_time = False
     for epoch in range(state["epoch"], cfg.epochs):
         curriculum = set_curriculum(sources, cfg, epoch)
         freeze = epoch < cfg.freeze_backbone
@@ -491,7 +497,7 @@ def _train(cfg: TrainConfig, d: ddp.Dist, model_config, closing: contextlib.Exit
                 log.advance(state["batch"])
             if state["step"] % cfg.save_interval == 0:
                 save()
-            elapsed = time.perf_counter() - t_run
+            elapsed = time.perf_counter() - t_start  # since the command started
             if time_is_up(d, elapsed, cfg.max_minutes, state["step"], cfg.log_interval):
                 out_of_time = True
                 break

@@ -224,7 +224,8 @@ class _TrainGroup(click.Group):
 @click.option(
     "--max_minutes",
     type=float,
-    help="Stop cleanly after this many minutes (evaluate, save); re-run to continue.",
+    help="Wall-clock budget counted from the command's start (data loading included): stop "
+    "cleanly at the first step after it (evaluate, save); re-run to continue.",
 )
 @click.option("--seed", type=int, help="[default: 0]")
 @click.option("--device", default=None, help="auto | cpu | cuda  [default: auto]")
