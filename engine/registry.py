@@ -107,10 +107,12 @@ VARIANTS: dict[str, Variant] = {
             # on 4 H200s (its EMA at the end, 4 x 18 minutes), then one 3,500-step schedule at
             # batch 64 on 2 H200s (its EMA at the end, 2 x 16 minutes), then that schedule with
             # the moving-pixel loss widened by an 8-px halo (its EMA at step 2,000 of 3,500,
-            # 2 x 9 minutes); RIFE HDv3 flow distillation; fp16, inside the package.
+            # 2 x 9 minutes), then that recipe with the moving-pixel weight at 3 (its EMA at
+            # step 1,500 of 3,500, 2 x 6 minutes); RIFE HDv3 flow distillation; fp16, inside
+            # the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="a03abb9277f9c3204a829085b801fce412b2bbb3bb5c0602c9f1664c756406b5",
+                sha256="b6dab98e975f1a2e088fd03abfdc864c3c2fdba9883145d1a87051dd63ae9c81",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
