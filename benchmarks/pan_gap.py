@@ -13,11 +13,18 @@ a 95 % bootstrap interval (`vfi compare`'s). If the gap widens with speed, large
 one of our weaknesses and training with an added pan aims at it. CPU is fine:
 
     python benchmarks/pan_gap.py middlebury eval/middlebury --model vfi-s --teacher flownet.pkl
+
+Two models against each other: each run with ``--json FILE`` writes our per-window scores as a
+``vfi bench``-style result (one sample per triplet and speed, named ``<triplet>@<speed>px``, RIFE
+HDv3's score beside ours), so ``vfi compare a.json b.json`` pairs them window by window. It pools
+the speeds of the run: pass ``--speeds 8`` for one speed alone.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -59,10 +66,46 @@ def pan_windows(img0, gt, img1, pan: tuple[int, int]) -> tuple[torch.Tensor, ...
     )  # the windows of training's pans (train/data/corpus_dataset.py)
 
 
+def pan_result(
+    args, names: list[str], speeds: list[float], scores: dict[float, dict[str, list[float]]]
+) -> dict:
+    """Our per-window PSNRs as a ``vfi bench --json`` result that ``vfi compare`` accepts: the
+    speeds and directions are part of the protocol, so runs over other pans are refused."""
+    items = [
+        {"name": f"{name}@{s:g}px", "psnr": scores[s]["ours"][k], "rife_psnr": scores[s]["rife"][k]}
+        for s in speeds
+        for k, name in enumerate(names)
+    ]
+    protocol = {
+        "reference": "benchmarks/pan_gap.py",
+        "rounding": "8bit",
+        "pad": "each model's alignment",
+        "pan_speeds": ",".join(f"{s:g}" for s in speeds),
+        "pan_directions": DIRECTIONS,
+        "model": str(args.model),
+        "limit": args.limit or None,
+    }
+    return {
+        "dataset": f"{args.set} {args.path.name} under an added pan",
+        "protocol": protocol,
+        "items": items,
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically (a temporary file beside the target, then rename): never half a file."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def main() -> None:
     p = analysis_parser(__doc__.split("\n")[0])
     p.add_argument("--speeds", default=",".join(map(str, SPEEDS)), help="px per half-step")
+    p.add_argument("--json", type=Path, help="also write our per-window scores here")
     args = p.parse_args()
+    if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
+        p.error(f"--json takes a file in an existing folder, got {str(args.json)!r}")
     try:
         speeds = [float(s) for s in args.speeds.split(",")]
     except ValueError:
@@ -96,6 +139,8 @@ def main() -> None:
             f"| {s:g} | {ours_mean:.3f} | {rife_mean:.3f} | {m['delta']:+.3f} | "
             f"[{lo:+.3f}, {hi:+.3f}] |"
         )
+    if args.json is not None:
+        write_json(args.json, pan_result(args, names, speeds, scores))
 
 
 if __name__ == "__main__":

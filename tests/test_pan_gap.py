@@ -55,3 +55,48 @@ def test_bad_speeds_are_a_usage_error_before_anything_loads(speeds, monkeypatch,
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 2 and "--speeds" in capsys.readouterr().err
+
+
+def _result(model: str, speeds: list[float], ours: float):
+    """A pan_gap result of two triplets whose PSNR is ``ours`` + speed / 8 (RIFE HDv3: 30)."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from benchmarks.pan_gap import pan_result
+
+    args = SimpleNamespace(set="sequence", path=Path("eval/drift854"), model=model, limit=0)
+    names = ["00001", "00002"]
+    scores = {s: {"ours": [ours + s / 8, ours + 1 + s / 8], "rife": [30.0, 30.0]} for s in speeds}
+    return pan_result(args, names, speeds, scores)
+
+
+def test_json_results_pair_two_models_window_by_window_in_vfi_compare(tmp_path):
+    from benchmarks.pan_gap import write_json
+    from train.compare import compare, load_result
+
+    for name, ours in (("a", 33.0), ("b", 33.5)):
+        write_json(tmp_path / f"{name}.json", _result(name, [8, 16], ours))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]  # no .part left
+    a, b = (load_result(tmp_path / f"{n}.json") for n in "ab")
+    assert [i["name"] for i in a["items"]] == ["00001@8px", "00002@8px", "00001@16px", "00002@16px"]
+    assert a["items"][2] == {"name": "00001@16px", "psnr": 35.0, "rife_psnr": 30.0}
+    psnr = compare(a, b)["metrics"]["psnr"]
+    assert psnr["delta"] == pytest.approx(0.5) and psnr["better"] == 4
+
+
+def test_json_results_over_other_pans_are_refused_by_vfi_compare():
+    from engine.errors import VfiError
+    from train.compare import compare
+
+    with pytest.raises(VfiError, match="pan_speeds"):
+        compare(_result("a", [8, 16], 33.0), _result("b", [8], 33.0))
+
+
+def test_json_into_a_missing_folder_is_a_usage_error_before_anything_loads(tmp_path, monkeypatch):
+    from benchmarks.pan_gap import main
+
+    out = tmp_path / "no_such_folder" / "a.json"
+    monkeypatch.setattr("sys.argv", ["pan_gap.py", "ucf101", "no_such_set", "--json", str(out)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and not out.parent.exists()
