@@ -17,7 +17,9 @@ one of our weaknesses and training with an added pan aims at it. CPU is fine:
 Two models against each other: each run with ``--json FILE`` writes our per-window scores as a
 ``vfi bench``-style result (one sample per triplet and speed, named ``<triplet>@<speed>px``, RIFE
 HDv3's score beside ours), so ``vfi compare a.json b.json`` pairs them window by window. It pools
-the speeds of the run: pass ``--speeds 8`` for one speed alone.
+the speeds of the run: pass ``--speeds 8`` for one speed alone. The teacher's scores do not
+depend on our model, so a later run can take them from an earlier one's file
+(``--teacher_scores a.json``) and skip the teacher, about half the time.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ def pan_windows(img0, gt, img1, pan: tuple[int, int]) -> tuple[torch.Tensor, ...
     )  # the windows of training's pans (train/data/corpus_dataset.py)
 
 
+def dataset_name(args) -> str:
+    """The ``dataset`` of a --json file: the set and its folder, so two sets never pair up."""
+    return f"{args.set} {args.path.name} under an added pan"
+
+
 def pan_result(
     args, names: list[str], speeds: list[float], scores: dict[float, dict[str, list[float]]]
 ) -> dict:
@@ -86,10 +93,26 @@ def pan_result(
         "limit": args.limit or None,
     }
     return {
-        "dataset": f"{args.set} {args.path.name} under an added pan",
+        "dataset": dataset_name(args),
         "protocol": protocol,
         "items": items,
     }
+
+
+def teacher_scores(path: Path, dataset: str, speeds: list[float]) -> dict[str, float]:
+    """RIFE HDv3's per-window PSNRs from an earlier ``--json`` file of the same set and pans."""
+    from engine.errors import VfiError
+    from train.compare import load_result
+
+    data = load_result(path)
+    pans = ",".join(f"{s:g}" for s in speeds)
+    theirs = (data.get("dataset"), (data.get("protocol") or {}).get("pan_speeds"))
+    if theirs != (dataset, pans):
+        raise VfiError(
+            f"{path} scored {theirs[0]!r} at pans {theirs[1]}, not {dataset!r} at {pans}: give "
+            "a --json file of the same set and --speeds"
+        )
+    return {i["name"]: float(i["rife_psnr"]) for i in data["items"] if "rife_psnr" in i}
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -103,6 +126,9 @@ def main() -> None:
     p = analysis_parser(__doc__.split("\n")[0])
     p.add_argument("--speeds", default=",".join(map(str, SPEEDS)), help="px per half-step")
     p.add_argument("--json", type=Path, help="also write our per-window scores here")
+    p.add_argument(
+        "--teacher_scores", type=Path, help="RIFE HDv3's scores from an earlier --json file"
+    )
     args = p.parse_args()
     if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
         p.error(f"--json takes a file in an existing folder, got {str(args.json)!r}")
@@ -113,9 +139,13 @@ def main() -> None:
     if any(s < 0 for s in speeds):
         p.error(f"--speeds cannot be negative, got {args.speeds!r}")
 
+    from engine.errors import VfiError
     from train import bench
     from train.data import benchmarks as B
 
+    cached = {}
+    if args.teacher_scores is not None:
+        cached = teacher_scores(args.teacher_scores, dataset_name(args), speeds)
     model, teacher, samples = open_analysis(args)
     proto = bench.Protocol("pan_gap", "8bit", "ssim_matlab", 0, 1.0)
     names: list[str] = []
@@ -125,8 +155,16 @@ def main() -> None:
         for s in speeds:
             a, gt, b = pan_windows(item.img0, item.gt, item.img1, pan_for(s, k))
             scores[s]["ours"].append(bench.score(ours(model, a, b)["pred"], gt, proto)["psnr"])
-            rife = teacher(a, b)["pred"].clamp(0, 1)
-            scores[s]["rife"].append(bench.score(rife, gt, proto)["psnr"])
+            window = f"{item.name}@{s:g}px"
+            if args.teacher_scores is not None:
+                if window not in cached:
+                    raise VfiError(
+                        f"{args.teacher_scores} has no score for {window}: rerun without it"
+                    )
+                scores[s]["rife"].append(cached[window])
+            else:
+                rife = teacher(a, b)["pred"].clamp(0, 1)
+                scores[s]["rife"].append(bench.score(rife, gt, proto)["psnr"])
     n = len(names)
     print(f"{args.set} {args.path.name}: {n} triplets, model {args.model}, PSNR dB")
     print("| added pan (px per half-step) | ours | RIFE HDv3 | ours − RIFE HDv3 | 95 % interval |")

@@ -100,3 +100,28 @@ def test_json_into_a_missing_folder_is_a_usage_error_before_anything_loads(tmp_p
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 2 and not out.parent.exists()
+
+
+def test_teacher_scores_come_back_from_an_earlier_json_file_of_the_same_pans(tmp_path):
+    from benchmarks.pan_gap import teacher_scores, write_json
+
+    write_json(tmp_path / "a.json", _result("a", [8, 16], 33.0))
+    dataset = "sequence drift854 under an added pan"
+    cached = teacher_scores(tmp_path / "a.json", dataset, [8, 16])
+    assert cached == {f"{n}@{s}px": 30.0 for n in ("00001", "00002") for s in (8, 16)}
+
+
+@pytest.mark.parametrize(
+    "dataset, speeds",
+    [
+        ("sequence crowd960 under an added pan", [8, 16]),
+        ("sequence drift854 under an added pan", [8]),
+    ],
+)
+def test_teacher_scores_of_another_set_or_other_pans_are_refused(tmp_path, dataset, speeds):
+    from benchmarks.pan_gap import teacher_scores, write_json
+    from engine.errors import VfiError
+
+    write_json(tmp_path / "a.json", _result("a", [8, 16], 33.0))
+    with pytest.raises(VfiError, match="same set and --speeds"):
+        teacher_scores(tmp_path / "a.json", dataset, speeds)
