@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.flow_vs_teacher import analysis_parser, open_analysis, ours
 from benchmarks.tta_vs_rife import paired
-from train.data.corpus_dataset import pan_offsets, pan_quantum
+from train.data.corpus_dataset import pan_offsets, pan_vector
 
 SPEEDS = (0, 8, 16, 24)  # px per half-step (img0 -> middle frame)
 DIRECTIONS = 8  # the pan's direction turns by 360 / DIRECTIONS degrees per triplet
@@ -46,8 +46,7 @@ def pan_for(speed: float, k: int) -> tuple[int, int]:
     """The (dy, dx) pan, img0 -> img1, of triplet ``k`` at ``speed`` px per half-step: even, so that
     half of it is a whole pixel."""
     angle = 2 * math.pi * (k % DIRECTIONS) / DIRECTIONS
-    q = pan_quantum(0.5)
-    return tuple(q * round(2 * speed * f / q) for f in (math.sin(angle), math.cos(angle)))
+    return tuple(int(p) for p in pan_vector(speed, angle, 0.5))  # training's rounding
 
 
 def pan_windows(img0, gt, img1, pan: tuple[int, int]) -> tuple[torch.Tensor, ...]:
@@ -68,6 +67,16 @@ def pan_windows(img0, gt, img1, pan: tuple[int, int]) -> tuple[torch.Tensor, ...
     )  # the windows of training's pans (train/data/corpus_dataset.py)
 
 
+def speeds_label(speeds: list[float]) -> str:
+    """The speeds as a --json protocol records them: "8,16"."""
+    return ",".join(f"{s:g}" for s in speeds)
+
+
+def window_name(triplet: str, speed: float) -> str:
+    """A --json sample: one triplet's windows at one speed, "00001@8px"."""
+    return f"{triplet}@{speed:g}px"
+
+
 def dataset_name(args) -> str:
     """The ``dataset`` of a --json file: the set and its folder, so two sets never pair up."""
     return f"{args.set} {args.path.name} under an added pan"
@@ -79,7 +88,11 @@ def pan_result(
     """Our per-window PSNRs as a ``vfi bench --json`` result that ``vfi compare`` accepts: the
     speeds and directions are part of the protocol, so runs over other pans are refused."""
     items = [
-        {"name": f"{name}@{s:g}px", "psnr": scores[s]["ours"][k], "rife_psnr": scores[s]["rife"][k]}
+        {
+            "name": window_name(name, s),
+            "psnr": scores[s]["ours"][k],
+            "rife_psnr": scores[s]["rife"][k],
+        }
         for s in speeds
         for k, name in enumerate(names)
     ]
@@ -87,7 +100,7 @@ def pan_result(
         "reference": "benchmarks/pan_gap.py",
         "rounding": "8bit",
         "pad": "each model's alignment",
-        "pan_speeds": ",".join(f"{s:g}" for s in speeds),
+        "pan_speeds": speeds_label(speeds),
         "pan_directions": DIRECTIONS,
         "model": str(args.model),
         "limit": args.limit or None,
@@ -105,7 +118,7 @@ def teacher_scores(path: Path, dataset: str, speeds: list[float]) -> dict[str, f
     from train.compare import load_result
 
     data = load_result(path)
-    pans = ",".join(f"{s:g}" for s in speeds)
+    pans = speeds_label(speeds)
     theirs = (data.get("dataset"), (data.get("protocol") or {}).get("pan_speeds"))
     if theirs != (dataset, pans):
         raise VfiError(
@@ -155,7 +168,7 @@ def main() -> None:
         for s in speeds:
             a, gt, b = pan_windows(item.img0, item.gt, item.img1, pan_for(s, k))
             scores[s]["ours"].append(bench.score(ours(model, a, b)["pred"], gt, proto)["psnr"])
-            window = f"{item.name}@{s:g}px"
+            window = window_name(item.name, s)
             if args.teacher_scores is not None:
                 if window not in cached:
                     raise VfiError(

@@ -447,13 +447,19 @@ def pan_quantum(t: float) -> int:
     return 2 if t == 0.5 else 3
 
 
-def draw_pan(rng: np.random.Generator, pan_max: float, t: float = 0.5) -> np.ndarray:
-    """A window pan from img0 to img1, (dy, dx) int px: speed uniform in [0, pan_max] px per
-    half-step, direction uniform, rounded to a multiple of :func:`pan_quantum`."""
-    speed, angle = rng.uniform(0.0, pan_max), rng.uniform(0.0, 2 * np.pi)
+def pan_vector(speed: float, angle: float, t: float = 0.5) -> np.ndarray:
+    """The window pan from img0 to img1, (dy, dx) int px, of ``speed`` px per half-step in direction
+    ``angle`` (radians, 0 = +x), rounded to a multiple of :func:`pan_quantum`."""
     q = pan_quantum(t)
     full = 2 * speed * np.array([np.sin(angle), np.cos(angle)])  # (dy, dx), img0 -> img1
     return (np.round(full / q) * q).astype(np.int64)
+
+
+def draw_pan(rng: np.random.Generator, pan_max: float, t: float = 0.5) -> np.ndarray:
+    """A random :func:`pan_vector`: speed uniform in [0, pan_max] px per half-step, direction
+    uniform."""
+    speed, angle = rng.uniform(0.0, pan_max), rng.uniform(0.0, 2 * np.pi)
+    return pan_vector(speed, angle, t)
 
 
 def pan_offsets(pan, t: float) -> list[tuple[int, int]]:
