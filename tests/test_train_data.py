@@ -179,6 +179,8 @@ def test_config_validation():
         make_config(1, exp_name="a", data_path="x", small_objects=-1)
     with pytest.raises(VfiError, match="--motion_power cannot be negative"):
         make_config(1, exp_name="a", data_path="x", motion_power=-1)
+    with pytest.raises(VfiError, match="--max_minutes is a time budget"):
+        make_config(1, exp_name="a", data_path="x", max_minutes=-1)
     with pytest.raises(VfiError, match="--ram_gb is a memory budget"):
         make_config(1, exp_name="a", train_data="x", ram_gb=0)
     cfg = make_config(2, exp_name="a", data_path="x", resume="p1", lr=3e-4)

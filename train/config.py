@@ -285,6 +285,8 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError(f"--ram_gb is a memory budget in GiB and must be positive, got {cfg.ram_gb}")
     if cfg.small_objects < 0:
         raise VfiError(f"--small_objects cannot be negative, got {cfg.small_objects}")
+    if cfg.max_minutes < 0:
+        raise VfiError(f"--max_minutes is a time budget (0 = no limit), got {cfg.max_minutes}")
     if cfg.motion_power < 0:
         raise VfiError(f"--motion_power cannot be negative (0 = uniform), got {cfg.motion_power}")
     if cfg.pan_max < 0:
