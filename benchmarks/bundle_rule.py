@@ -1,0 +1,84 @@
+"""Apply the bundle rule (docs/results.md, Protocols; train/bundle_rule.py) to scored checkpoints.
+
+Each model is given as ``SET=FILE`` entries, one for each of the four dev sets at rest (``vfi
+bench DATASET --json``) and one for drift854 under the added pans (``pan=FILE``, from
+``benchmarks/pan_gap.py --speeds 8,16 --json``); candidates are given earliest checkpoint first,
+each as a name followed by its entries:
+
+    python benchmarks/bundle_rule.py \\
+        --old middlebury=b-mb.json ucf101-dev21=b-ucf.json drift854=b-drift.json \\
+              crowd960=b-crowd.json pan=b-pan.json \\
+        --candidate s1500 middlebury=... ucf101-dev21=... drift854=... crowd960=... pan=... \\
+        --candidate s3500 middlebury=... ...
+
+Prints, per candidate, the paired difference on each set at rest, the pan means and why it fails
+(if it does), then the checkpoint to bundle or that the old bundle stays. ``--rule mean`` applies
+the rule as it was up to the twenty-third round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from train.bundle_rule import PAN, REST_SETS, RULES, pick
+from train.compare import load_result
+
+
+def parse_entries(label: str, entries: list[str]) -> dict[str, dict]:
+    """``["middlebury=a.json", ...]`` -> ``{"middlebury": result, ...}``, each file loaded once."""
+    known = (*REST_SETS, PAN)
+    out: dict[str, dict] = {}
+    for e in entries:
+        key, sep, path = e.partition("=")
+        if not sep or key not in known or not path:
+            raise ValueError(f"{label}: {e!r} is not SET=FILE with SET one of {', '.join(known)}")
+        if key in out:
+            raise ValueError(f"{label}: {key} is given twice")
+        out[key] = load_result(path)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--old", nargs="+", required=True, metavar="SET=FILE", help="the bundle now")
+    p.add_argument(
+        "--candidate", nargs="+", action="append", required=True, metavar="NAME SET=FILE",
+        help="a checkpoint's name and its results; repeat, earliest checkpoint first",
+    )  # fmt: skip
+    p.add_argument("--rule", choices=RULES, default="paired", help="the rule's version")
+    args = p.parse_args()
+    old = parse_entries("--old", args.old)
+    candidates = []
+    for name, *entries in args.candidate:
+        if "=" in name:
+            p.error(f"--candidate starts with the checkpoint's name, got {name!r}")
+        candidates.append((name, parse_entries(name, entries)))
+
+    verdicts, chosen = pick(old, candidates, args.rule)
+    print(f"bundle rule ({args.rule}): B - A against the old bundle, PSNR dB, 95 % paired interval")
+    for v in verdicts:
+        print(f"\n{v.name}: {'passes' if v.passed else 'fails'}")
+        for s, r in v.rest.items():
+            lo, hi = r["interval"]
+            print(
+                f"  {s:13s} {r['a']:.3f} -> {r['b']:.3f}  {r['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            )
+        for speed, (a, b) in v.pan.items():
+            label = f"pan {speed:g} px"
+            print(f"  {label:13s} {a:.3f} -> {b:.3f}  {b - a:+.3f}")
+        for f in v.failures:
+            print(f"  fails: {f}")
+    print(f"\nbundle: {chosen}" if chosen else "\nbundle: keep the old one (no candidate passes)")
+
+
+if __name__ == "__main__":
+    from engine.errors import VfiError
+
+    try:
+        main()
+    except (VfiError, OSError, ValueError) as e:  # a wrong path or file: one line, no traceback
+        raise SystemExit(f"error: {e}") from None

@@ -1,0 +1,121 @@
+"""Which checkpoint is bundled as ``vfi-s``: the rule of docs/results.md (Protocols) as code.
+
+A candidate is judged against the bundle it would replace, from scores already on disk:
+
+- at rest, the four dev sets (``REST_SETS``), one ``vfi bench DATASET --json`` file each;
+- under an added camera pan, drift854 cut into panning windows (``benchmarks/pan_gap.py --json``,
+  samples named ``<triplet>@<speed>px``), one file (``PAN``).
+
+Two versions of the at-rest condition exist, because the rule changed between rounds:
+
+- ``"mean"`` (eleventh to twenty-third rounds): the candidate's mean PSNR is at least the old
+  bundle's on every set;
+- ``"paired"`` (from the twenty-fourth round): judged per set with ``vfi compare``'s paired
+  bootstrap: no set may be worse with its whole 95 % interval below zero, and the sets' mean
+  differences must sum to at least zero, so trading one set for another still fails and a chain of
+  level files cannot drift down set by set.
+
+Under both, the mean PSNR under each pan speed must be at least the old bundle's. Among the
+candidates that pass, the one kept is the best on ucf101-dev21 (``PICK_SET``), taking them in the
+order given (earlier checkpoints first): a later one replaces the current pick unless it is worse
+there with its whole interval below zero, so a tie goes to the later checkpoint. The rule's last
+clause (between two recipes, the simpler) is a judgement this module leaves to the reader.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from engine.errors import VfiError
+from train.compare import compare
+
+REST_SETS = ("middlebury", "ucf101-dev21", "drift854", "crowd960")
+PICK_SET = "ucf101-dev21"
+PAN = "pan"
+RULES = ("mean", "paired")
+_PAN_NAME = re.compile(r"^(?P<triplet>.+)@(?P<speed>\d+(\.\d+)?)px$")
+
+
+@dataclass
+class Verdict:
+    """One candidate against the old bundle (PSNR dB throughout)."""
+
+    name: str
+    rest: dict[str, dict] = field(default_factory=dict)  # set -> {"a", "b", "delta", "interval"}
+    pan: dict[float, tuple[float, float]] = field(default_factory=dict)  # speed -> (old, new) mean
+    failures: list[str] = field(default_factory=list)  # why it does not pass; empty if it does
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def pan_means(result: dict) -> dict[float, float]:
+    """Mean PSNR per pan speed of a ``pan_gap.py --json`` result."""
+    by_speed: dict[float, list[float]] = {}
+    for item in result["items"]:
+        m = _PAN_NAME.match(str(item.get("name")))
+        if m is None:
+            raise VfiError(
+                f"sample {item.get('name')!r} is not named <triplet>@<speed>px: give the pan "
+                "result written by `benchmarks/pan_gap.py --json`"
+            )
+        by_speed.setdefault(float(m["speed"]), []).append(float(item["psnr"]))
+    return {s: sum(v) / len(v) for s, v in sorted(by_speed.items())}
+
+
+def _check_complete(label: str, results: dict[str, dict]) -> None:
+    missing = [k for k in (*REST_SETS, PAN) if k not in results]
+    if missing:
+        raise VfiError(
+            f"{label} has no result for {', '.join(missing)}: give one file for each of "
+            f"{', '.join((*REST_SETS, PAN))}"
+        )
+
+
+def judge(name: str, old: dict[str, dict], new: dict[str, dict], rule: str = "paired") -> Verdict:
+    """Does candidate ``new`` pass against the bundle ``old``? Both map set name -> result dict."""
+    if rule not in RULES:
+        raise VfiError(f"unknown bundle rule {rule!r}: use one of {', '.join(RULES)}")
+    _check_complete("the old bundle", old)
+    _check_complete(f"candidate {name}", new)
+    v = Verdict(name)
+    for s in REST_SETS:
+        r = compare(old[s], new[s])["metrics"]["psnr"]  # also checks set, protocol and samples
+        v.rest[s] = r
+        if rule == "mean" and r["b"] < r["a"]:
+            v.failures.append(f"{s}: {r['b']:.3f} < {r['a']:.3f} dB")
+        if rule == "paired" and r["interval"][1] < 0:
+            lo, hi = r["interval"]
+            v.failures.append(f"{s}: {r['delta']:+.3f} dB, interval [{lo:+.3f}, {hi:+.3f}] below 0")
+    if rule == "paired":
+        total = sum(r["delta"] for r in v.rest.values())
+        if total < 0:
+            v.failures.append(f"sum of the at-rest differences {total:+.3f} dB < 0")
+    compare(old[PAN], new[PAN])  # same windows and pans, or one clear error
+    old_pan, new_pan = pan_means(old[PAN]), pan_means(new[PAN])
+    for speed, a in old_pan.items():
+        b = new_pan[speed]
+        v.pan[speed] = (a, b)
+        if b < a:
+            v.failures.append(f"pan {speed:g} px: {b:.3f} < {a:.3f} dB")
+    return v
+
+
+def pick(
+    old: dict[str, dict], candidates: list[tuple[str, dict[str, dict]]], rule: str = "paired"
+) -> tuple[list[Verdict], str | None]:
+    """Judge every candidate (earlier checkpoints first); return the verdicts and the one to
+    bundle, or None to keep the old bundle."""
+    verdicts = [judge(name, old, new, rule) for name, new in candidates]
+    chosen = None
+    for (name, new), v in zip(candidates, verdicts, strict=True):
+        if not v.passed:
+            continue
+        if chosen is not None:
+            r = compare(chosen[1][PICK_SET], new[PICK_SET])["metrics"]["psnr"]
+            if r["interval"][1] < 0:
+                continue  # worse on ucf101-dev21 beyond the noise: keep the earlier pick
+        chosen = (name, new)
+    return verdicts, None if chosen is None else chosen[0]
