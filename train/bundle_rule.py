@@ -34,6 +34,7 @@ REST_SETS = ("middlebury", "ucf101-dev21", "drift854", "crowd960")
 PICK_SET = "ucf101-dev21"
 PAN = "pan"
 RULES = ("mean", "paired")
+# parses benchmarks/pan_gap.py's window_name(); train/ may not import benchmarks/
 _PAN_NAME = re.compile(r"^(?P<triplet>.+)@(?P<speed>\d+(\.\d+)?)px$")
 
 
