@@ -108,11 +108,13 @@ VARIANTS: dict[str, Variant] = {
             # batch 64 on 2 H200s (its EMA at the end, 2 x 16 minutes), then that schedule with
             # the moving-pixel loss widened by an 8-px halo (its EMA at step 2,000 of 3,500,
             # 2 x 9 minutes), then that recipe with the moving-pixel weight at 3 (its EMA at
-            # step 1,500 of 3,500, 2 x 6 minutes); RIFE HDv3 flow distillation; fp16, inside
+            # step 1,500 of 3,500, 2 x 6 minutes), then two 3,500-step schedules with an added
+            # camera pan and the weight at 4 (2 x 18 H100-minutes, then 2 x 20 H200-minutes at
+            # half the pan rate, its EMA at the end); RIFE HDv3 flow distillation; fp16, inside
             # the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="b6dab98e975f1a2e088fd03abfdc864c3c2fdba9883145d1a87051dd63ae9c81",
+                sha256="568820d4168d971d55ed938504e2ad9de25a24cdc4f3108d88a28177f6600a9b",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
