@@ -11,6 +11,10 @@ each as a name followed by its entries:
         --candidate s1500 middlebury=... ucf101-dev21=... drift854=... crowd960=... pan=... \\
         --candidate s3500 middlebury=... ...
 
+With ``step=N`` among each candidate's entries (all or none), candidates may come in any order:
+they are taken by step, and arms at the same step by their mean on ucf101-dev21, so a tie between
+parallel arms goes to the higher mean (from the twenty-fifth round).
+
 Prints, per candidate, the paired difference on each set at rest, the pan means and why it fails
 (if it does), then the checkpoint to bundle or that the old bundle stays. ``--rule mean`` applies
 the rule as it was up to the twenty-third round.
@@ -27,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from train.bundle_rule import PAN, REST_SETS, RULES, pick
 from train.compare import load_result
 
+STEP = "step"  # a candidate's optional step=N entry
+
 
 def parse_entries(label: str, entries: list[str]) -> dict[str, dict]:
     """``["middlebury=a.json", ...]`` -> ``{"middlebury": result, ...}``, each file loaded once."""
@@ -34,6 +40,8 @@ def parse_entries(label: str, entries: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for e in entries:
         key, sep, path = e.partition("=")
+        if key == STEP:
+            continue  # read by parse_step
         if not sep or key not in known or not path:
             raise ValueError(f"{label}: {e!r} is not SET=FILE with SET one of {', '.join(known)}")
         if key in out:
@@ -42,23 +50,36 @@ def parse_entries(label: str, entries: list[str]) -> dict[str, dict]:
     return out
 
 
+def parse_step(label: str, entries: list[str]) -> int | None:
+    """The ``step=N`` entry of a candidate, or None if it has none."""
+    values = [e.partition("=")[2] for e in entries if e.partition("=")[0] == STEP]
+    if not values:
+        return None
+    if len(values) > 1 or not values[0].isdigit():
+        raise ValueError(f"{label}: give one step=N with N a whole number of training steps")
+    return int(values[0])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--old", nargs="+", required=True, metavar="SET=FILE", help="the bundle now")
     p.add_argument(
         "--candidate", nargs="+", action="append", required=True, metavar="NAME SET=FILE",
-        help="a checkpoint's name and its results; repeat, earliest checkpoint first",
+        help="a checkpoint's name, its results and optionally step=N; repeat, earliest first",
     )  # fmt: skip
     p.add_argument("--rule", choices=RULES, default="paired", help="the rule's version")
     args = p.parse_args()
     old = parse_entries("--old", args.old)
-    candidates = []
+    candidates, steps = [], []
     for name, *entries in args.candidate:
         if "=" in name:
             p.error(f"--candidate starts with the checkpoint's name, got {name!r}")
         candidates.append((name, parse_entries(name, entries)))
+        steps.append(parse_step(name, entries))
+    if any(s is None for s in steps) and any(s is not None for s in steps):
+        p.error("give step=N for every candidate or for none")
 
-    verdicts, chosen = pick(old, candidates, args.rule)
+    verdicts, chosen = pick(old, candidates, args.rule, None if None in steps else steps)
     print(f"bundle rule ({args.rule}): B - A against the old bundle, PSNR dB, 95 % paired interval")
     for v in verdicts:
         print(f"\n{v.name}: {'passes' if v.passed else 'fails'}")

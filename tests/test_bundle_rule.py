@@ -109,6 +109,19 @@ def test_pick_takes_the_later_of_two_on_a_tie_and_the_earlier_over_a_clear_loss(
     assert pick(OLD, [("failing", failing)])[1] is None
 
 
+def test_arms_at_one_step_tie_to_the_higher_mean_whatever_the_order_given():
+    low = _model(2, {s: 0.1 for s in REST_SETS})
+    high = _model(6, {**{s: 0.1 for s in REST_SETS}, "ucf101-dev21": 0.11})  # tie, higher mean
+    early = _model(3, {s: 0.1 for s in REST_SETS})
+    assert pick(OLD, [("high", high), ("low", low)])[1] == "low"  # without steps: order decides
+    for given in ([("high", high), ("low", low)], [("low", low), ("high", high)]):
+        assert pick(OLD, given, steps=[3500, 3500])[1] == "high"
+    # steps also put an earlier checkpoint first, so the later one wins the tie
+    assert pick(OLD, [("late", low), ("early", early)], steps=[3500, 1500])[1] == "late"
+    with pytest.raises(VfiError, match="give one each"):
+        pick(OLD, [("low", low)], steps=[1, 2])
+
+
 def _write(folder: Path, model: dict[str, dict]) -> list[str]:
     folder.mkdir()
     for k, v in model.items():
@@ -131,6 +144,25 @@ def test_script_names_the_checkpoint_to_bundle_or_keeps_the_old_one(tmp_path):
     assert run.stdout.rstrip().endswith("bundle: good")
     run = _script("--old", *old, "--candidate", "bad", *bad)
     assert run.stdout.rstrip().endswith("bundle: keep the old one (no candidate passes)")
+
+
+def test_script_orders_by_step_and_wants_it_for_every_candidate_or_none(tmp_path):
+    old = _write(tmp_path / "old", OLD)
+    low = _write(tmp_path / "low", _model(2, {s: 0.1 for s in REST_SETS}))
+    high = _write(
+        tmp_path / "high", _model(6, {**{s: 0.1 for s in REST_SETS}, "ucf101-dev21": 0.11})
+    )
+    run = _script("--old", *old, "--candidate", "high", *high, "step=3500",
+                  "--candidate", "low", *low, "step=3500")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.rstrip().endswith("bundle: high")
+    run = _script(
+        "--old", *old, "--candidate", "high", *high, "step=3500", "--candidate", "low", *low
+    )
+    assert run.returncode != 0 and "every candidate or for none" in run.stderr
+    run = _script("--old", *old, "--candidate", "high", *high, "step=late")
+    assert run.returncode != 0 and "whole number" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,12 @@ Two versions of the at-rest condition exist, because the rule changed between ro
 Under both, the mean PSNR under each pan speed must be at least the old bundle's. Among the
 candidates that pass, the one kept is the best on ucf101-dev21 (``PICK_SET``), taking them in the
 order given (earlier checkpoints first): a later one replaces the current pick unless it is worse
-there with its whole interval below zero, so a tie goes to the later checkpoint. The rule's last
-clause (between two recipes, the simpler) is a judgement this module leaves to the reader.
+there with its whole interval below zero, so a tie goes to the later checkpoint. Checkpoints of
+parallel arms at the same step have no such order (the twenty-fourth round): given each
+candidate's training step, the walk takes them by step and, within a step, by their mean on
+ucf101-dev21, lowest first, so a tie between arms goes to the higher mean (from the twenty-fifth
+round). The rule's last clause (between two recipes, the simpler) is a judgement this module
+leaves to the reader.
 """
 
 from __future__ import annotations
@@ -104,14 +108,29 @@ def judge(name: str, old: dict[str, dict], new: dict[str, dict], rule: str = "pa
     return v
 
 
+def _mean_psnr(result: dict) -> float:
+    return sum(float(i["psnr"]) for i in result["items"]) / len(result["items"])
+
+
 def pick(
-    old: dict[str, dict], candidates: list[tuple[str, dict[str, dict]]], rule: str = "paired"
+    old: dict[str, dict],
+    candidates: list[tuple[str, dict[str, dict]]],
+    rule: str = "paired",
+    steps: list[int] | None = None,
 ) -> tuple[list[Verdict], str | None]:
-    """Judge every candidate (earlier checkpoints first); return the verdicts and the one to
-    bundle, or None to keep the old bundle."""
+    """Judge every candidate (earlier checkpoints first, or in any order with ``steps``, each
+    candidate's training step); return the verdicts, in the order given, and the one to bundle,
+    or None to keep the old bundle."""
     verdicts = [judge(name, old, new, rule) for name, new in candidates]
+    order = list(range(len(candidates)))
+    if steps is not None:
+        if len(steps) != len(candidates):
+            raise VfiError(f"{len(steps)} steps for {len(candidates)} candidates: give one each")
+        # by step; arms at one step by their mean on PICK_SET, so the higher one wins a tie
+        order.sort(key=lambda i: (steps[i], _mean_psnr(candidates[i][1][PICK_SET])))
     chosen = None
-    for (name, new), v in zip(candidates, verdicts, strict=True):
+    for i in order:
+        (name, new), v = candidates[i], verdicts[i]
         if not v.passed:
             continue
         if chosen is not None:
