@@ -69,6 +69,8 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--rule", choices=RULES, default="paired", help="the rule's version")
     args = p.parse_args()
+    if parse_step("--old", args.old) is not None:
+        raise ValueError("--old is the bundle itself: give step=N to candidates only")
     old = parse_entries("--old", args.old)
     candidates, steps = [], []
     for name, *entries in args.candidate:
@@ -77,7 +79,7 @@ def main() -> None:
         candidates.append((name, parse_entries(name, entries)))
         steps.append(parse_step(name, entries))
     if any(s is None for s in steps) and any(s is not None for s in steps):
-        p.error("give step=N for every candidate or for none")
+        raise ValueError("give step=N for every candidate or for none")
 
     verdicts, chosen = pick(old, candidates, args.rule, None if None in steps else steps)
     print(f"bundle rule ({args.rule}): B - A against the old bundle, PSNR dB, 95 % paired interval")

@@ -160,14 +160,19 @@ def test_script_orders_by_step_and_wants_it_for_every_candidate_or_none(tmp_path
         "--old", *old, "--candidate", "high", *high, "step=3500", "--candidate", "low", *low
     )
     assert run.returncode != 0 and "every candidate or for none" in run.stderr
+    assert run.stderr.strip().count("\n") == 0
     run = _script("--old", *old, "--candidate", "high", *high, "step=late")
     assert run.returncode != 0 and "whole number" in run.stderr
-    assert "Traceback" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize(
     ("entry", "message"),
-    [("drift=x.json", "is not SET=FILE"), ("pan=missing.json", "does not exist")],
+    [
+        ("drift=x.json", "is not SET=FILE"),
+        ("pan=missing.json", "does not exist"),
+        ("step=3500", "candidates only"),
+    ],
 )
 def test_script_refuses_bad_entries_in_one_line(tmp_path, entry, message):
     old = _write(tmp_path / "old", OLD)
