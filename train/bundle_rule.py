@@ -108,10 +108,6 @@ def judge(name: str, old: dict[str, dict], new: dict[str, dict], rule: str = "pa
     return v
 
 
-def _mean_psnr(result: dict) -> float:
-    return sum(float(i["psnr"]) for i in result["items"]) / len(result["items"])
-
-
 def pick(
     old: dict[str, dict],
     candidates: list[tuple[str, dict[str, dict]]],
@@ -126,8 +122,8 @@ def pick(
     if steps is not None:
         if len(steps) != len(candidates):
             raise VfiError(f"{len(steps)} steps for {len(candidates)} candidates: give one each")
-        # by step; arms at one step by their mean on PICK_SET, so the higher one wins a tie
-        order.sort(key=lambda i: (steps[i], _mean_psnr(candidates[i][1][PICK_SET])))
+        # by step; arms at one step by their mean on PICK_SET (judge's "b"), so the higher wins a tie
+        order.sort(key=lambda i: (steps[i], verdicts[i].rest[PICK_SET]["b"]))
     chosen = None
     for i in order:
         (name, new), v = candidates[i], verdicts[i]
