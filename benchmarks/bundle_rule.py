@@ -75,7 +75,7 @@ def main() -> None:
     candidates, steps = [], []
     for name, *entries in args.candidate:
         if "=" in name:
-            p.error(f"--candidate starts with the checkpoint's name, got {name!r}")
+            raise ValueError(f"--candidate starts with the checkpoint's name, got {name!r}")
         candidates.append((name, parse_entries(name, entries)))
         steps.append(parse_step(name, entries))
     if any(s is None for s in steps) and any(s is not None for s in steps):

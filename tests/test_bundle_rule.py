@@ -180,3 +180,10 @@ def test_script_refuses_bad_entries_in_one_line(tmp_path, entry, message):
     assert run.returncode != 0
     assert run.stderr.strip().count("\n") == 0 and message in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_script_wants_a_name_before_a_candidates_entries_in_one_line(tmp_path):
+    old = _write(tmp_path / "old", OLD)
+    run = _script("--old", *old, "--candidate", *old)
+    assert run.returncode != 0 and "checkpoint's name" in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr
