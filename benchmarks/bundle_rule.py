@@ -15,9 +15,11 @@ With ``step=N`` among each candidate's entries (all or none), candidates may com
 they are taken by step, and arms at the same step by their mean on ucf101-dev21, so a tie between
 parallel arms goes to the higher mean (from the twenty-fifth round).
 
-Prints, per candidate, the paired difference on each set at rest, the pan means and why it fails
-(if it does), then the checkpoint to bundle or that the old bundle stays. ``--rule mean`` applies
-the rule as it was up to the twenty-third round.
+Prints, per candidate, the paired difference on each set at rest and under each pan speed and why
+it fails (if it does), then the checkpoint to bundle or that the old bundle stays. The default,
+``--rule paired_pan``, is the rule from the twenty-sixth round; ``--rule paired`` applies it as it
+was in the twenty-fourth and twenty-fifth (pans by their means alone), ``--rule mean`` as it was
+up to the twenty-third.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def main() -> None:
         "--candidate", nargs="+", action="append", required=True, metavar="NAME SET=FILE",
         help="a checkpoint's name, its results and optionally step=N; repeat, earliest first",
     )  # fmt: skip
-    p.add_argument("--rule", choices=RULES, default="paired", help="the rule's version")
+    p.add_argument("--rule", choices=RULES, default="paired_pan", help="the rule's version")
     args = p.parse_args()
     if parse_step("--old", args.old) is not None:
         raise ValueError("--old is the bundle itself: give step=N to candidates only")
@@ -90,9 +92,12 @@ def main() -> None:
             print(
                 f"  {s:13s} {r['a']:.3f} -> {r['b']:.3f}  {r['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
             )
-        for speed, (a, b) in v.pan.items():
+        for speed, r in v.pan_paired.items():
+            lo, hi = r["interval"]
             label = f"pan {speed:g} px"
-            print(f"  {label:13s} {a:.3f} -> {b:.3f}  {b - a:+.3f}")
+            print(
+                f"  {label:13s} {r['a']:.3f} -> {r['b']:.3f}  {r['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            )
         for f in v.failures:
             print(f"  fails: {f}")
     print(f"\nbundle: {chosen}" if chosen else "\nbundle: keep the old one (no candidate passes)")

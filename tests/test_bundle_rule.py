@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.errors import VfiError
-from train.bundle_rule import PAN, REST_SETS, judge, pan_means, pick
+from train.bundle_rule import PAN, REST_SETS, RULES, judge, pan_means, pick
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"middlebury": 12, "ucf101-dev21": 21, "drift854": 50, "crowd960": 66}
@@ -33,9 +33,12 @@ def _pan(psnr: dict[int, np.ndarray]) -> dict:
     return {"dataset": "sequence drift854 under an added pan", "protocol": prot, "items": items}
 
 
-def _model(seed: int, rest: dict[str, float] | None = None, pan: float = 0.0) -> dict[str, dict]:
+def _model(
+    seed: int, rest: dict[str, float] | None = None, pan: float | dict[int, float] = 0.0
+) -> dict[str, dict]:
     """A model's results: a shared base per set (so two models pair), per-sample noise of
-    0.05 dB drawn from ``seed``, plus ``rest[set]`` / ``pan`` dB on every sample."""
+    0.05 dB drawn from ``seed``, plus ``rest[set]`` dB on every sample and ``pan`` dB on every
+    window (or ``pan[speed]`` on that speed's)."""
     base = np.random.default_rng(0)
     noise = np.random.default_rng(seed)
     out = {}
@@ -43,7 +46,10 @@ def _model(seed: int, rest: dict[str, float] | None = None, pan: float = 0.0) ->
         values = base.uniform(30, 40, n) + noise.normal(0, 0.05, n) + (rest or {}).get(s, 0.0)
         out[s] = _bench(s, values)
     speeds = {8: base.uniform(34, 37, 50), 16: base.uniform(32, 35, 50)}
-    out[PAN] = _pan({s: v + noise.normal(0, 0.05, 50) + pan for s, v in speeds.items()})
+    shift = pan if isinstance(pan, dict) else dict.fromkeys(speeds, pan)
+    out[PAN] = _pan(
+        {s: v + noise.normal(0, 0.05, 50) + shift.get(s, 0.0) for s, v in speeds.items()}
+    )
     return out
 
 
@@ -78,11 +84,39 @@ def test_small_losses_on_every_set_fail_on_their_sum():
     assert v.failures == [v.failures[0]] and v.failures[0].startswith("sum")  # ...their sum does
 
 
-def test_a_lower_pan_score_fails_under_both_rules():
+def test_a_lower_pan_score_fails_under_every_rule():
     new = _model(2, {s: 0.3 for s in REST_SETS}, pan=-0.2)
-    for rule in ("mean", "paired"):
+    for rule in RULES:
         v = judge("c", OLD, new, rule)
-        assert [f.split(":")[0] for f in v.failures] == ["pan 8 px", "pan 16 px"]
+        whys = [f.split(":")[0] for f in v.failures]
+        assert whys[:2] == ["pan 8 px", "pan 16 px"]
+        assert whys[2:] == (
+            ["sum of the differences under the pans -0.392 dB < 0"] * (rule == "paired_pan")
+        )
+
+
+def test_level_pans_fail_the_mean_condition_on_noise_but_pass_the_paired_one():
+    # one speed a little lower on average (seed 2's noise alone is +0.007 dB there), within the
+    # windows' noise; the other a little higher
+    new = _model(2, {s: 0.05 for s in REST_SETS}, pan={8: 0.02, 16: -0.012})
+    old_means = judge("c", OLD, new, "paired")
+    assert [f.split(":")[0] for f in old_means.failures] == ["pan 16 px"]
+    v = judge("c", OLD, new, "paired_pan")
+    assert v.passed, v.failures
+    assert v.pan_paired[16.0]["delta"] < 0 < v.pan_paired[16.0]["interval"][1]
+    assert v.pan == old_means.pan  # the same means, judged differently
+
+
+def test_pans_judged_paired_fail_on_one_clear_loss_or_on_their_sum():
+    clear = judge("c", OLD, _model(2, pan={8: 0.5, 16: -0.1}), "paired_pan")
+    assert [f.split(":")[0] for f in clear.failures] == ["pan 16 px"]  # the sum is positive
+    assert clear.pan_paired[16.0]["interval"][1] < 0
+    small = judge("c", OLD, _model(2, pan=-0.012), "paired_pan")
+    assert not any(r["interval"][1] < 0 for r in small.pan_paired.values())  # no speed fails...
+    total = sum(r["delta"] for r in small.pan_paired.values())
+    assert total < 0 and small.failures == [
+        f"sum of the differences under the pans {total:+.3f} dB < 0"
+    ]
 
 
 def test_missing_or_unpaired_results_are_one_clear_error():
