@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.errors import VfiError
-from train.bundle_rule import PAN, REST_SETS, RULES, judge, pan_means, pick
+from train.bundle_rule import PAN, REST_SETS, RULES, judge, pan_speeds, pick
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"middlebury": 12, "ucf101-dev21": 21, "drift854": 50, "crowd960": 66}
@@ -128,7 +128,7 @@ def test_missing_or_unpaired_results_are_one_clear_error():
     with pytest.raises(VfiError, match="unknown bundle rule"):
         judge("c", OLD, new, "median")
     with pytest.raises(VfiError, match="<triplet>@<speed>px"):
-        pan_means(new["drift854"])
+        pan_speeds(new["drift854"])
 
 
 def test_pick_takes_the_later_of_two_on_a_tie_and_the_earlier_over_a_clear_loss():

@@ -60,13 +60,17 @@ class Verdict:
 
     name: str
     rest: dict[str, dict] = field(default_factory=dict)  # set -> {"a", "b", "delta", "interval"}
-    pan: dict[float, tuple[float, float]] = field(default_factory=dict)  # speed -> (old, new) mean
     pan_paired: dict[float, dict] = field(default_factory=dict)  # speed -> as in ``rest``
     failures: list[str] = field(default_factory=list)  # why it does not pass; empty if it does
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    @property
+    def pan(self) -> dict[float, tuple[float, float]]:
+        """Speed -> (old, new) mean PSNR under that pan."""
+        return {speed: (r["a"], r["b"]) for speed, r in self.pan_paired.items()}
 
 
 def pan_speeds(result: dict) -> dict[float, dict]:
@@ -84,12 +88,20 @@ def pan_speeds(result: dict) -> dict[float, dict]:
     return {s: {**result, "items": v} for s, v in sorted(by_speed.items())}
 
 
-def pan_means(result: dict) -> dict[float, float]:
-    """Mean PSNR per pan speed of a ``pan_gap.py --json`` result."""
-    return {
-        s: sum(float(i["psnr"]) for i in r["items"]) / len(r["items"])
-        for s, r in pan_speeds(result).items()
-    }
+def _paired_failures(results: dict, label: str, sum_label: str) -> list[str]:
+    """The paired conditions over ``results`` (key -> ``compare``'s PSNR record): no key worse
+    with its whole interval below zero, and the mean differences summing to at least zero."""
+    failures = []
+    for key, r in results.items():
+        lo, hi = r["interval"]
+        if hi < 0:
+            failures.append(
+                f"{label.format(key)}: {r['delta']:+.3f} dB, interval [{lo:+.3f}, {hi:+.3f}] below 0"
+            )
+    total = sum(r["delta"] for r in results.values())
+    if total < 0:
+        failures.append(f"sum of the {sum_label} {total:+.3f} dB < 0")
+    return failures
 
 
 def _check_complete(label: str, results: dict[str, dict]) -> None:
@@ -115,31 +127,17 @@ def judge(
         v.rest[s] = r
         if rule == "mean" and r["b"] < r["a"]:
             v.failures.append(f"{s}: {r['b']:.3f} < {r['a']:.3f} dB")
-        if rule in PAIRED and r["interval"][1] < 0:
-            lo, hi = r["interval"]
-            v.failures.append(f"{s}: {r['delta']:+.3f} dB, interval [{lo:+.3f}, {hi:+.3f}] below 0")
     if rule in PAIRED:
-        total = sum(r["delta"] for r in v.rest.values())
-        if total < 0:
-            v.failures.append(f"sum of the at-rest differences {total:+.3f} dB < 0")
+        v.failures += _paired_failures(v.rest, "{}", "at-rest differences")
     compare(old[PAN], new[PAN])  # same windows and pans, or one clear error
     new_speeds = pan_speeds(new[PAN])
     for speed, old_speed in pan_speeds(old[PAN]).items():
         r = compare(old_speed, new_speeds[speed])["metrics"]["psnr"]
-        v.pan[speed] = (r["a"], r["b"])
         v.pan_paired[speed] = r
-        if rule == "paired_pan":
-            if r["interval"][1] < 0:
-                lo, hi = r["interval"]
-                v.failures.append(
-                    f"pan {speed:g} px: {r['delta']:+.3f} dB, interval [{lo:+.3f}, {hi:+.3f}] below 0"
-                )
-        elif r["b"] < r["a"]:
+        if rule != "paired_pan" and r["b"] < r["a"]:
             v.failures.append(f"pan {speed:g} px: {r['b']:.3f} < {r['a']:.3f} dB")
     if rule == "paired_pan":
-        total = sum(r["delta"] for r in v.pan_paired.values())
-        if total < 0:
-            v.failures.append(f"sum of the differences under the pans {total:+.3f} dB < 0")
+        v.failures += _paired_failures(v.pan_paired, "pan {:g} px", "differences under the pans")
     return v
 
 
