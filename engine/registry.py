@@ -110,11 +110,12 @@ VARIANTS: dict[str, Variant] = {
             # 2 x 9 minutes), then that recipe with the moving-pixel weight at 3 (its EMA at
             # step 1,500 of 3,500, 2 x 6 minutes), then two 3,500-step schedules with an added
             # camera pan and the weight at 4 (2 x 18 H100-minutes, then 2 x 20 H200-minutes at
-            # half the pan rate, its EMA at the end); RIFE HDv3 flow distillation; fp16, inside
-            # the package.
+            # half the pan rate, its EMA at the end), then one 2,250-step schedule with the
+            # moving-pixel weight at 5 on 1 H100 (14 minutes, its EMA at the end); RIFE HDv3
+            # flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="568820d4168d971d55ed938504e2ad9de25a24cdc4f3108d88a28177f6600a9b",
+                sha256="8c3c754a1329176f033cbf491f589e2f0c985616c0dc6aca104c1737aea72ecc",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
