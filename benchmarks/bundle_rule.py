@@ -87,14 +87,9 @@ def main() -> None:
     print(f"bundle rule ({args.rule}): B - A against the old bundle, PSNR dB, 95 % paired interval")
     for v in verdicts:
         print(f"\n{v.name}: {'passes' if v.passed else 'fails'}")
-        for s, r in v.rest.items():
+        pans = {f"pan {speed:g} px": r for speed, r in v.pan_paired.items()}
+        for label, r in {**v.rest, **pans}.items():
             lo, hi = r["interval"]
-            print(
-                f"  {s:13s} {r['a']:.3f} -> {r['b']:.3f}  {r['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-            )
-        for speed, r in v.pan_paired.items():
-            lo, hi = r["interval"]
-            label = f"pan {speed:g} px"
             print(
                 f"  {label:13s} {r['a']:.3f} -> {r['b']:.3f}  {r['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
             )
