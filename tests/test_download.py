@@ -200,7 +200,9 @@ def test_sha256_mismatch_leaves_nothing(server, cache, monkeypatch):
 
 def test_url_overrides_source_but_not_hash(server, cache, monkeypatch):
     _register(monkeypatch, server.url + "/gone.bin")
-    bad = server.add("/bad.bin", b"Y" + PAYLOAD[1:])  # same size, other bytes
+    # same size, other bytes (the first byte flipped: PAYLOAD is random, so a fixed byte could
+    # equal it, one run in 256)
+    bad = server.add("/bad.bin", bytes([PAYLOAD[0] ^ 0xFF]) + PAYLOAD[1:])
     r = _vfi("download-weights", "testw", "--url", bad)
     assert r.exit_code == 1 and "sha256 mismatch" in r.stderr and SHA in r.stderr
     good = server.add("/mirror.bin", PAYLOAD)
