@@ -11,12 +11,16 @@ and prints how many graphs Dynamo made and where it broke them; ``--mode`` (e.g.
 channel counts are not multiples of 8 (engine/model/pad8.py, the same function); ``--corr_tile``
 sets the cost-volume kernel's tile and warp count (see ``benchmarks/corr_speed.py``);
 vfi's own Triton kernels are on by default on CUDA; ``VFI_TRITON_KERNELS=0`` in the environment
-switches them off, to time the PyTorch paths (engine/model/fastpath.py).
+switches them off, to time the PyTorch paths (engine/model/fastpath.py). ``--lock FILE`` lets
+several of these processes start together: each compiles and warms up first, then holds an
+exclusive lock on FILE while it times, so the compiles overlap but the timings never share the GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 
 import torch
@@ -55,6 +59,22 @@ def report_graphs():
         print(f"  break x{n}: {reason.splitlines()[0][:200]}", flush=True)
 
 
+@contextlib.contextmanager
+def timing_lock(path, warm):
+    """Without ``path``: nothing. With it: run ``warm`` once (the compile), then hold the lock."""
+    if path is None:
+        yield
+        return
+    warm()
+    torch.cuda.synchronize()
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # blocks while another process times
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="vfi-s")
@@ -66,6 +86,7 @@ def main():
     ap.add_argument("--options", type=json.loads, default=None, help="Inductor options (JSON)")
     ap.add_argument("--pad8", action="store_true", help="pad convolutions to multiples of 8")
     ap.add_argument("--corr_tile", default=None, help="BLOCK_X,BLOCK_C,WARPS of the cost volume")
+    ap.add_argument("--lock", default=None, help="time while holding this file's lock")
     args = ap.parse_args()
     cfg: ModelConfig = get_variant(args.model).config
     for kv in args.set:
@@ -96,11 +117,12 @@ def main():
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
             return model(a, b, 0.5)
 
-    t_eager = cuda_time(eager, warmup=5, reps=20)
-    if args.compile:
-        report_graphs()
-    replay, _ = graphed(model, a, b)
-    t_graph = cuda_time(replay, warmup=3, reps=30)
+    with timing_lock(args.lock, warm=eager):
+        t_eager = cuda_time(eager, warmup=5, reps=20)
+        if args.compile:
+            report_graphs()
+        replay, _ = graphed(model, a, b)
+        t_graph = cuda_time(replay, warmup=3, reps=30)
     how = " pad8" if args.pad8 else ""
     how += f" corr_tile {args.corr_tile}" if args.corr_tile else ""
     how += f" compiled {args.mode or ''} {json.dumps(args.options or {})}" if args.compile else ""
