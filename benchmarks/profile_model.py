@@ -13,7 +13,8 @@ sets the cost-volume kernel's tile and warp count (see ``benchmarks/corr_speed.p
 vfi's own Triton kernels are on by default on CUDA; ``VFI_TRITON_KERNELS=0`` in the environment
 switches them off, to time the PyTorch paths (engine/model/fastpath.py). ``--lock FILE`` lets
 several of these processes start together: each compiles and warms up first, then holds an
-exclusive lock on FILE while it times, so the compiles overlap but the timings never share the GPU.
+exclusive lock on FILE while it times, so the compiles overlap and no two timings run at once
+(another process's single warm-up forward still may land inside one; the medians absorb it).
 """
 
 from __future__ import annotations
