@@ -69,12 +69,9 @@ def timing_lock(path, warm):
     warm()
     if torch.cuda.is_available():
         torch.cuda.synchronize()  # the compile's kernels done before another process may time
-    with open(path, "a") as f:
+    with open(path, "a") as f:  # closing the file releases the lock, on error too
         fcntl.flock(f, fcntl.LOCK_EX)  # blocks while another process times
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        yield
 
 
 def main():
