@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,11 @@ def test_average_command(tmp_path):
             assert value.equal(parts[0])
     loaded = load_model(str(soup))  # what `vfi bench --model` reads
     assert loaded.config == models[0].config
+    # The export keeps the soup's provenance: the bundled JSON says what was averaged.
+    exported = _run(["export", str(soup), "--half", "--out", str(tmp_path / "soup.safetensors")])
+    assert exported.exit_code == 0, exported.output
+    info = json.loads((tmp_path / "soup.json").read_text())
+    assert info["train"]["averaged_from"] == [str(f) for f in files]
 
     # Bad input: one line, exit 1, nothing written or replaced.
     before = soup.read_bytes()

@@ -81,4 +81,7 @@ def export(
 
 
 def _plain(v) -> bool:
+    """JSON-ready metadata: a scalar, or a list of scalars (a soup's ``averaged_from``)."""
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) and not isinstance(x, (list, tuple)) for x in v)
     return v is None or isinstance(v, (bool, int, float, str))
