@@ -110,12 +110,13 @@ VARIANTS: dict[str, Variant] = {
             # 2 x 9 minutes), then that recipe with the moving-pixel weight at 3 (its EMA at
             # step 1,500 of 3,500, 2 x 6 minutes), then two 3,500-step schedules with an added
             # camera pan and the weight at 4 (2 x 18 H100-minutes, then 2 x 20 H200-minutes at
-            # half the pan rate, its EMA at the end), then one 2,250-step schedule with the
-            # moving-pixel weight at 5 on 1 H100 (14 minutes, its EMA at the end); RIFE HDv3
-            # flow distillation; fp16, inside the package.
+            # half the pan rate, its EMA at the end), then two 2,250-step schedules from there
+            # with the moving-pixel weight at 5, seeds 0 and 1 (1 H100 each, 2 x 14 minutes),
+            # and the uniform average of their two EMAs at the end (`vfi train average`); RIFE
+            # HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="8c3c754a1329176f033cbf491f589e2f0c985616c0dc6aca104c1737aea72ecc",
+                sha256="f399a21e111fa47efd1f36f6c1576348f593aad8e352c888392682e876528162",
                 size=5703930,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
