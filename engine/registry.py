@@ -111,7 +111,7 @@ VARIANTS: dict[str, Variant] = {
             # step 1,500 of 3,500, 2 x 6 minutes), then two 3,500-step schedules with an added
             # camera pan and the weight at 4 (2 x 18 H100-minutes, then 2 x 20 H200-minutes at
             # half the pan rate, its EMA at the end), then two 2,250-step schedules from there
-            # with the moving-pixel weight at 5, seeds 0 and 1 (1 H100 each, 2 x 14 minutes),
+            # with the moving-pixel weight at 5, seeds 0 and 1 (1 H100 each, 18 + 14 minutes),
             # and the uniform average of their two EMAs at the end (`vfi train average`); RIFE
             # HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(

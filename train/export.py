@@ -81,7 +81,11 @@ def export(
 
 
 def _plain(v) -> bool:
-    """JSON-ready metadata: a scalar, or a list of scalars (a soup's ``averaged_from``)."""
+    """JSON-ready metadata: a scalar, or a flat list of scalars (a soup's ``averaged_from``)."""
     if isinstance(v, (list, tuple)):
-        return all(_plain(x) and not isinstance(x, (list, tuple)) for x in v)
+        return all(_scalar(x) for x in v)
+    return _scalar(v)
+
+
+def _scalar(v) -> bool:
     return v is None or isinstance(v, (bool, int, float, str))
