@@ -62,8 +62,10 @@ class Variant:
 
 
 # vfi-s is the defaults of ModelConfig plus the bilateral cost volume at the 1/8 and 1/4 flow
-# levels (engine/model/corr.py), which the bundled weights were trained with (docs/results.md).
-VFI_S = ModelConfig(flow_corr=True)
+# levels (engine/model/corr.py) and wider flow decoders (hidden widths 192, 160, 96 at 1/16, 1/8,
+# 1/4; grown from 128, 96, 64 by `vfi train grow`), as the bundled weights were trained
+# (docs/results.md).
+VFI_S = ModelConfig(flow_corr=True, flow_dims=(192, 160, 96))
 
 VFI_B = ModelConfig(
     enc_dims=(32, 96, 160, 224),
@@ -110,14 +112,16 @@ VARIANTS: dict[str, Variant] = {
             # 2 x 9 minutes), then that recipe with the moving-pixel weight at 3 (its EMA at
             # step 1,500 of 3,500, 2 x 6 minutes), then two 3,500-step schedules with an added
             # camera pan and the weight at 4 (2 x 18 H100-minutes, then 2 x 20 H200-minutes at
-            # half the pan rate, its EMA at the end), then two 2,250-step schedules from there
-            # with the moving-pixel weight at 5, seeds 0 and 1 (1 H100 each, 18 + 14 minutes),
-            # and the uniform average of their two EMAs at the end (`vfi train average`); RIFE
-            # HDv3 flow distillation; fp16, inside the package.
+            # half the pan rate, its EMA at the end); from there, two runs averaged: the flow
+            # decoders grown to 192, 160, 96 (`vfi train grow`) and one 1,000-step schedule of
+            # that recipe (1 H100, 6.4 minutes, its EMA at the end), and a 2,250-step schedule
+            # with the moving-pixel weight at 5 (1 H100, 14 minutes, its EMA at the end, grown
+            # the same way after training); the uniform average of the two (`vfi train
+            # average`); RIFE HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="f399a21e111fa47efd1f36f6c1576348f593aad8e352c888392682e876528162",
-                size=5703930,
+                sha256="7493d872b13b995cf9143fbee67392609eb8d6a728ee4fa26684bb1575a19d87",
+                size=7990090,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
                 note="early checkpoint: below the reference methods, see docs/model_card.md",

@@ -174,11 +174,12 @@ def test_a_run_resumes_from_the_grown_checkpoint(tmp_path):
 def test_grow_the_bundled_model_by_name(tmp_path):
     """`vfi train grow wide.pkl vfi-s ...`: the bundled weights, grown, give the bundled frames."""
     from engine import load_model
+    from engine.registry import VARIANTS
 
+    *first, last = VARIANTS["vfi-s"].config.flow_dims  # whatever the bundle's widths are now
+    wider = ",".join(str(d) for d in (*first, last + 32))  # only the 1/4 level grows
     out = tmp_path / "wide.pkl"
-    result = CliRunner().invoke(
-        cli, ["train", "grow", str(out), "vfi-s", "--flow_dims", "128,96,96"]
-    )
+    result = CliRunner().invoke(cli, ["train", "grow", str(out), "vfi-s", "--flow_dims", wider])
     assert result.exit_code == 0, result.output
     assert {v.dtype for v in checkpoint.read(out)["model"].values()} == {torch.float16}
     a, b = _pair(3)
