@@ -102,6 +102,21 @@ def test_bad_inputs_are_one_line(tmp_path):
     assert missing.exit_code == 2 and "--exp_name is required" in missing.output
 
 
+def test_an_unwritable_workdir_is_one_line(tmp_path):
+    """A --workdir whose log/ or ckpt/ cannot be made fails before the data are read, and the
+    file in the way is left as it was."""
+    vimeo = make_vimeo(tmp_path / "v", n_train=1, n_test=1)
+    base = ["--exp_name", "x", "--device", "cpu", "--data_path", str(vimeo)]
+    blocker = tmp_path / "w" / "log"
+    blocker.parent.mkdir()
+    blocker.write_text("notes")
+    _one_error_line(_run([*base, "--workdir", str(tmp_path / "w")]), "is a file")
+    assert blocker.read_text() == "notes" and not (tmp_path / "w" / "ckpt").exists()
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    _one_error_line(_run([*base, "--workdir", str(plain / "sub")]), "choose another --workdir")
+
+
 def test_export_command(tmp_path):
     from engine import load_model
     from engine.loading import build_model
