@@ -114,7 +114,7 @@ def test_an_unwritable_workdir_is_one_line(tmp_path):
     assert blocker.read_text() == "notes" and not (tmp_path / "w" / "ckpt").exists()
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
-    _one_error_line(_run([*base, "--workdir", str(plain / "sub")]), "choose another --workdir")
+    _one_error_line(_run([*base, "--workdir", str(plain / "sub")]), "(--workdir)")
 
 
 def test_export_command(tmp_path):

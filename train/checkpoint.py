@@ -34,6 +34,7 @@ import torch
 
 from engine.config import ModelConfig
 from engine.errors import VfiError
+from engine.paths import check_creatable
 
 FORMAT = "vfi-train/1"
 # Modules a later phase adds, zero-initialised, with the ModelConfig switch that turns each on.
@@ -127,6 +128,7 @@ def check_new_output(out: Path, inputs: list[Path], force: bool, what: str) -> N
         raise VfiError(f"{out} is {which}; write {what} to a new file")
     if out.exists() and not force:
         raise VfiError(f"{out} already exists; pass --force to replace it")
+    check_creatable(out.parent, what)
 
 
 def rng_state() -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import VfiError
+from engine.paths import check_creatable
 from train import checkpoint
 
 
@@ -61,6 +62,7 @@ def export(
     cfg_path = dest.with_suffix(".json")
     if not force and (dest.exists() or cfg_path.exists()):
         raise VfiError(f"{dest} already exists; pass --force to replace it")
+    check_creatable(dest.parent, "the export")
 
     meta = {k: v for k, v in (record.get("train") or {}).items() if _plain(v)}
     meta["source"] = str(src)

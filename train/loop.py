@@ -20,7 +20,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from torch.utils.data import DataLoader, Subset
 from engine.config import ModelConfig
 from engine.errors import VfiError
 from engine.loading import build_model
+from engine.paths import check_creatable
 from train import checkpoint, ddp
 from train.config import TrainConfig
 from train.data.mixed import build_train_data, build_val_data, set_curriculum
@@ -103,22 +103,6 @@ def stopped_note(cfg: TrainConfig, state: dict) -> str:
         f"stopped after --max_minutes {cfg.max_minutes} at step {state['step']} (epoch "
         f"{state['epoch'] + 1}, batch {state['batch']}); re-run the same command to continue"
     )
-
-
-def check_writable(folder: Path) -> None:
-    """Fail in one line, before any data are decoded, when ``folder`` (a run's log/ or ckpt/
-    folder, maybe not there yet) could not be created: the nearest existing part of its path
-    must be a writable folder. Nothing is created here, so a run refused later leaves no trace."""
-    for part in [folder, *folder.parents]:
-        if not part.exists():
-            continue
-        if not part.is_dir():
-            raise VfiError(
-                f"{part} is a file, so {folder} cannot be made: choose another --workdir"
-            )
-        if not os.access(part, os.W_OK | os.X_OK):
-            raise VfiError(f"cannot write to {part} (permission denied): choose another --workdir")
-        return
 
 
 def run_root(cfg: TrainConfig) -> Path:
@@ -257,8 +241,9 @@ def _train(
 ) -> dict:
     root = run_root(cfg)
     if d.is_main:
+        # Before the data load (minutes on a large corpus), so a bad --workdir costs nothing.
         for folder in (root / "log" / cfg.exp_name, root / "ckpt"):
-            check_writable(folder)
+            check_creatable(folder, "the run's logs and checkpoints (--workdir)")
     paths = checkpoint.paths_for(root / "ckpt", cfg.exp_name)
     resuming = not cfg.dry_run and checkpoint.exists(paths)
     # A new run's start weights (--resume), read once: their config decides the architecture,

@@ -2,11 +2,13 @@
 
 Subcommands live in ``vfi_cli/commands/<name>.py`` and are imported only when used (or when
 ``--help`` lists them); those modules import nothing heavy at module level, so ``vfi --help`` is
-instant. User errors (:class:`engine.errors.VfiError`) become one line on stderr and a non-zero exit.
+instant. User errors (:class:`engine.errors.VfiError`) become one line on stderr and a non-zero exit;
+so do OSErrors about a path (or a full disk) that the commands' own checks could not foresee.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -24,6 +26,10 @@ COMMANDS = {
     "models": "models",
     "download-weights": "weights",
 }
+
+
+# OSErrors that carry no file name but are the machine's state, not a bug: a full disk or quota.
+OS_ERRNOS_WITHOUT_PATH = (errno.ENOSPC, errno.EDQUOT)
 
 
 class LazyGroup(click.Group):
@@ -53,6 +59,17 @@ class LazyGroup(click.Group):
 
             print_error(str(e))
             ctx.exit(e.exit_code)
+        except OSError as e:
+            # The commands check their output paths first (engine/paths.py); this is the net for
+            # what no check can foresee (a disk that fills up, a folder removed mid-run): one line
+            # naming the path, not a traceback. Errors without a path are bugs and propagate.
+            if e.filename is None and e.errno not in OS_ERRNOS_WITHOUT_PATH:
+                raise
+            from vfi_cli.ui import print_error
+
+            where = f": {e.filename}" if e.filename is not None else ""
+            print_error(f"{e.strerror or e}{where}; check the path and free space, then run again")
+            ctx.exit(1)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import VfiError
+from engine.paths import check_creatable
 
 INDEX_VERSION = 1
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".ts", ".flv"}
@@ -146,6 +147,9 @@ def prepare_corpus(
         raise VfiError(f"--pack-mb must be a positive number of MiB, got {pack_mb}")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
         raise VfiError(f"the corpus output {out} must not be inside the source folder {src}")
+    check_creatable(out.parent, "the corpus")  # before minutes of analysis
+    if out.exists() and not out.is_dir():
+        raise VfiError(f"the corpus output {out} is a file; give a folder name")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise VfiError(f"{out} already exists and is not empty; pass overwrite to replace it")
     videos, photos = scan_source(src)

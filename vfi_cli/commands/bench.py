@@ -125,6 +125,10 @@ def command(
         raise VfiError(f"{dataset} needs --res 2k or 4k")
     if json_out is not None and json_out.is_dir():
         raise VfiError(f"--json {json_out} is a folder; give a file name")
+    if json_out is not None:  # checked now, not after the benchmark has run
+        from engine.paths import check_creatable
+
+        check_creatable(json_out.parent, "--json")
 
     import engine
     from engine.registry import VARIANTS, default_variant

@@ -354,6 +354,9 @@ def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, for
 
     if Path(out).exists() and not force:
         raise VfiError(f"{out} already exists; pass --force to replace it")
+    from engine.paths import check_creatable
+
+    check_creatable(Path(out).parent, "the triplet scores")
     if crop < 32 or batch < 1:
         raise VfiError("--crop must be at least 32 and --batch at least 1")
     from train.config import parse_packs
