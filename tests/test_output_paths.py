@@ -94,3 +94,15 @@ def test_an_unforeseen_os_error_is_one_line(monkeypatch):
     _one_line(gone, "/x/frames")
     bug = run(OSError("no path, no errno"))  # not a path or machine-state error: propagates
     assert bug.exit_code == 1 and isinstance(bug.exception, OSError)
+
+
+def test_a_refused_prepare_prints_only_its_error(tmp_path):
+    """Off a terminal there is no progress bar, so nothing (not even an empty line) precedes
+    the error."""
+    (tmp_path / "empty").mkdir()
+    args = ["train", "prepare", str(tmp_path / "empty"), str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and result.stderr.startswith("error: no video files"), repr(
+        result.stderr
+    )
+    assert not (tmp_path / "out").exists()

@@ -376,9 +376,10 @@ def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, for
         raise VfiError(f"--device must be auto, cpu or cuda[:N] on this machine: {e}") from None
     ds = CorpusDataset(corpus, pack_list, crop=crop, photo_prob=0.0, augment=False)
     model = RifeTeacher.load(teacher).to(dev)
+    err = console(stderr=True)
     with Progress(
         TextColumn("scoring triplets"), BarColumn(), MofNCompleteColumn(),
-        console=console(stderr=True), transient=True,
+        console=err, disable=not err.is_terminal, transient=True,
     ) as bar:  # fmt: skip
         task = bar.add_task("score", total=len(ds.table))
         record = triplet_margins(
@@ -427,9 +428,11 @@ def prepare_command(src, out, pack_mb, gaps, workers, seed, overwrite):
     from train.data.corpus import prepare_corpus
     from vfi_cli.ui import console
 
+    err = console(stderr=True)
+    # No bar off a terminal: a stopped live display there leaves an empty line before any error.
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        console=console(stderr=True), transient=True,
+        console=err, disable=not err.is_terminal, transient=True,
     ) as bar:  # fmt: skip
         tasks = {}
 
