@@ -123,9 +123,9 @@ def command(
         raise VfiError("snu-film needs --split easy|medium|hard|extreme")
     if dataset in ("xiph", "x4k") and not extra["res"]:
         raise VfiError(f"{dataset} needs --res 2k or 4k")
-    if json_out is not None and json_out.is_dir():
-        raise VfiError(f"--json {json_out} is a folder; give a file name")
     if json_out is not None:  # checked now, not after the benchmark has run
+        if json_out.is_dir():
+            raise VfiError(f"--json {json_out} is a folder; give a file name")
         from engine.paths import check_creatable
 
         check_creatable(json_out.parent, "--json")
