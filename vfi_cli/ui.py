@@ -13,6 +13,15 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def stderr_bar(*columns):
+    """A transient rich progress bar on stderr for a command's long step; drawn only on a terminal,
+    because a live display stopped off one (a log, a pipe) leaves an empty line before any error."""
+    from rich.progress import Progress
+
+    err = console(stderr=True)
+    return Progress(*columns, console=err, disable=not err.is_terminal, transient=True)
+
+
 def print_error(message: str) -> None:
     """Print one line `error: ...` on stderr (no traceback: this is a user error)."""
     if sys.stderr.isatty():

@@ -147,9 +147,7 @@ def prepare_corpus(
         raise VfiError(f"--pack-mb must be a positive number of MiB, got {pack_mb}")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
         raise VfiError(f"the corpus output {out} must not be inside the source folder {src}")
-    check_creatable(out.parent, "the corpus")  # before minutes of analysis
-    if out.exists() and not out.is_dir():
-        raise VfiError(f"the corpus output {out} is a file; give a folder name")
+    check_creatable(out, "the corpus")  # before minutes of analysis; also refuses a file at OUT
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise VfiError(f"{out} already exists and is not empty; pass overwrite to replace it")
     videos, photos = scan_source(src)

@@ -362,13 +362,13 @@ def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, for
     from train.config import parse_packs
 
     pack_list = list(parse_packs(packs, "--packs")) if packs else None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
     from engine.interpolator import resolve_device
     from train.data.corpus_dataset import CorpusDataset
     from train.data.triplet_check import describe, triplet_margins, write_margins
     from train.teacher import RifeTeacher
-    from vfi_cli.ui import console
+    from vfi_cli.ui import stderr_bar
 
     try:
         dev = resolve_device(device or "auto")
@@ -376,11 +376,7 @@ def check_triplets_command(corpus, out, teacher, packs, crop, batch, device, for
         raise VfiError(f"--device must be auto, cpu or cuda[:N] on this machine: {e}") from None
     ds = CorpusDataset(corpus, pack_list, crop=crop, photo_prob=0.0, augment=False)
     model = RifeTeacher.load(teacher).to(dev)
-    err = console(stderr=True)
-    with Progress(
-        TextColumn("scoring triplets"), BarColumn(), MofNCompleteColumn(),
-        console=err, disable=not err.is_terminal, transient=True,
-    ) as bar:  # fmt: skip
+    with stderr_bar(TextColumn("scoring triplets"), BarColumn(), MofNCompleteColumn()) as bar:
         task = bar.add_task("score", total=len(ds.table))
         record = triplet_margins(
             ds, model, crop=crop, batch=batch, device=dev,
@@ -423,17 +419,12 @@ def prepare_command(src, out, pack_mb, gaps, workers, seed, overwrite):
         gap_list = [int(g) for g in gaps.split(",") if g.strip()]
     except ValueError:
         raise click.BadParameter(f"{gaps!r} is not a comma-separated list of integers") from None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
     from train.data.corpus import prepare_corpus
-    from vfi_cli.ui import console
+    from vfi_cli.ui import stderr_bar
 
-    err = console(stderr=True)
-    # No bar off a terminal: a stopped live display there leaves an empty line before any error.
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        console=err, disable=not err.is_terminal, transient=True,
-    ) as bar:  # fmt: skip
+    with stderr_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as bar:
         tasks = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -128,15 +128,13 @@ def _with_progress(name: str, work, *args, **kwargs):
     from rich.progress import (
         BarColumn,
         DownloadColumn,
-        Progress,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
 
-    from vfi_cli.ui import console
+    from vfi_cli.ui import stderr_bar
 
-    err = console(stderr=True)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -144,7 +142,7 @@ def _with_progress(name: str, work, *args, **kwargs):
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, disable=not err.is_terminal, transient=True) as bar:
+    with stderr_bar(*columns) as bar:
         tasks = {}
 
         def progress(stage: str, done: int, total: int | None):
