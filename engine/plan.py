@@ -196,7 +196,10 @@ def make_plan(
     elif len(inputs) == 1:
         source = open_source(inputs[0], input_fps=options.input_fps)
     else:
-        raise VfiError("give one video, one frame directory, or two images")
+        raise VfiError(
+            f"{len(inputs)} inputs: give one video, one frame directory, or two images "
+            "(several videos: one run each)"
+        )
     info = source.info
     if info.frame_count < 2:
         raise VfiError(

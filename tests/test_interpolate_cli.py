@@ -247,6 +247,10 @@ BAD = [
     (["{clip}", "-o", "{tmp}/o.xyz"], "unknown output extension"),
     (["{clip}", "--slowmo", "--fps", "60"], "--slowmo"),
     (["{clip}", "--codec", "nope"], "not available"),
+    (["{clip}", "{one}"], "clip.mp4 is a video"),  # not the first frames of two clips
+    (["{clip}", "{one}", "-o", "{tmp}/m.png"], "clip.mp4 is a video"),
+    (["{empty}", "{clip}"], "is a directory"),
+    (["{clip}", "{clip}", "{clip}"], "3 inputs"),
 ]
 
 

@@ -108,12 +108,33 @@ def open_source(path, *, input_fps=None) -> Source:
 
 def open_pair(path0, path1, *, input_fps=None) -> Source:
     """Two images as a two-frame source (the in-between frames go to a file or a directory)."""
-    files = []
-    for p in (Path(path0), Path(path1)):
+    files = [Path(path0), Path(path1)]
+    for p in files:
+        if p.is_dir():
+            raise VfiError(
+                f"{p} is a directory: two inputs are an image pair; give a frame directory alone"
+            )
         if not p.is_file():
             raise VfiError(f"input not found: {p}")
-        files.append(p)
+        if not is_image_file(p) and _is_video_container(p):
+            # FFmpeg would happily read a video's first frame as "the image": refuse instead of
+            # quietly interpolating between the first frames of two clips.
+            raise VfiError(
+                f"{p.name} is a video: two inputs are an image pair; "
+                "interpolate one video per run (vfi interpolate VIDEO)"
+            )
     return ImageSequence(files[0], files, "pair", rate=_rate(input_fps))
+
+
+def _is_video_container(path: Path) -> bool:
+    """Whether FFmpeg opens ``path`` as a video container rather than a single-image format."""
+    container = _open_container(path)
+    try:
+        fmt = container.format.name
+    finally:
+        container.close()
+    # Still images open through the image2 demuxer or one of the per-codec ``*_pipe`` demuxers.
+    return not (fmt == "image2" or fmt.endswith("_pipe"))
 
 
 def _rate(input_fps) -> Fraction:

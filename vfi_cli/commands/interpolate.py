@@ -136,8 +136,6 @@ def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detec
     from engine.plan import Options, make_plan, model_config_for
     from engine.registry import default_variant
 
-    if len(inputs) > 2:
-        raise VfiError("give one video, one frame directory, or two images")
     if factor is not None and fps is not None:
         raise VfiError("give either --factor or --fps, not both")
     model = model or default_variant().name
