@@ -232,6 +232,36 @@ def test_tiny_model_from_a_weights_file(tmp_path, tiny_model):
     assert len(decoded_frames(tmp_path / "o.mp4")) == 12
 
 
+def software_encoders():
+    from engine.video.writer import KNOWN_CODECS
+
+    return [c for c in KNOWN_CODECS if c in av.codecs_available and "_" not in c]
+
+
+@pytest.mark.parametrize("codec", software_encoders())
+def test_every_software_encoder_end_to_end(cfr, tmp_path, capfd, codec):
+    # Iterates the encoder table, so a codec added there is muxed here too (AV1 once failed at the
+    # mux: its segments decode with libdav1d, which names no encoder).
+    out = tmp_path / "o.mkv"
+    ok("interpolate", cfr, "-o", out, "--model", "blend", "--codec", codec, "-q")
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.codec.id == av.Codec(codec, "w").id
+        assert {s.type for s in c.streams} >= {"video", "audio"}
+    assert len(decoded_frames(out)) == 48
+    # x265 and SVT-AV1 write their banners to the process's stderr unless told not to.
+    err = capfd.readouterr().err
+    assert "[info]" not in err and "Svt[info]" not in err, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="NVENC may be there")
+def test_hardware_encoder_without_its_hardware(cfr, tmp_path):
+    r = vfi(
+        "interpolate", cfr, "-o", tmp_path / "o.mp4", "--model", "blend", "--codec", "h264_nvenc"
+    )
+    assert r.exit_code == 1 and "needs a GPU" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []
+
+
 BAD = [
     (["missing.mp4"], "input not found"),
     (["{empty}"], "no image frames"),
@@ -247,6 +277,8 @@ BAD = [
     (["{clip}", "-o", "{tmp}/o.xyz"], "unknown output extension"),
     (["{clip}", "--slowmo", "--fps", "60"], "--slowmo"),
     (["{clip}", "--codec", "nope"], "not available"),
+    (["{clip}", "--preset", "nope"], "does not open with crf=18 preset=nope"),
+    (["{clip}", "-e", "nosuch=1"], "has no option nosuch"),
     (["{clip}", "{one}"], "clip.mp4 is a video"),  # not the first frames of two clips
     (["{clip}", "{one}", "-o", "{tmp}/m.png"], "clip.mp4 is a video"),
     (["{empty}", "{clip}"], "is a directory"),

@@ -52,7 +52,9 @@ def assemble(
         opened.append(first)
         template = first.streams.video[0]
         seg_tb = to_fraction(template.time_base)
-        ov = out.add_stream_from_template(template)
+        # opaque=True: take the segment's codec as it is. Otherwise PyAV looks up an *encoder* named
+        # after the segment's decoder, and AV1 segments decode with libdav1d, which has none.
+        ov = out.add_stream_from_template(template, opaque=True)
         fine_tb, start = _fine_time_base(seg_tb, start)
         ov.time_base = fine_tb
         inp = None

@@ -15,6 +15,7 @@ copied audio and subtitles into the final file.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -118,12 +119,15 @@ def plan_encoding(
         codec = "libvpx-vp9" if container == "webm" else "libx264"
     try:
         av_codec = av.codec.Codec(codec, "w")
-    except Exception:
+    except av.codec.codec.UnknownCodecError:
+        # Suggest only what this build has: wheels differ (e.g. no libaom-av1 in PyAV's).
+        have = [c for c in KNOWN_CODECS if c in av.codecs_available and "_" not in c]
         raise VfiError(
-            f"encoder {codec!r} is not available in this FFmpeg build; try {', '.join(KNOWN_CODECS[:5])}"
+            f"encoder {codec!r} is not available in this FFmpeg build; try {', '.join(have)}"
         ) from None
     if av_codec.type != "video":
         raise VfiError(f"{codec!r} is not a video encoder")
+    codec = av_codec.name  # a format name picks FFmpeg's encoder for it: h264 -> libx264, av1 -> ...
     _check_container_accepts(container, av_codec.name, out_path)
     warnings: list[str] = []
     formats = [f.name for f in av_codec.video_formats or ()]
@@ -158,6 +162,7 @@ def plan_encoding(
             f"{width}x{height} is odd and {chosen} halves the chroma: encoding {w}x{h} with the "
             "edge repeated (use --pix-fmt yuv444p to keep the exact size)"
         )
+    check_encoder_opens(codec, w, h, chosen, Fraction(rate), opts)
     out_color = color
     if not color.range:
         out_color = ColorInfo(color.matrix, TV, color.primaries, color.trc)
@@ -252,6 +257,25 @@ def rgb_to_frame(rgb, plan: EncodePlan):
     return out
 
 
+# x265 and SVT-AV1 print banners and notes straight to stderr (not through FFmpeg's log, which vfi
+# already silences), a dozen lines per segment encoder: they bury the progress display and break
+# -q's "only errors and warnings". They are kept to errors unless the user asked for a level
+# (-e x265-params=log-level=info, or SVT_LOG in the environment).
+X265_LOG_LEVEL = "error"
+SVT_LOG_LEVEL = "1"  # SVT-AV1: 1 = errors
+
+
+def _quiet_encoder_logs(codec: str, options: dict[str, str]) -> dict[str, str]:
+    opts = dict(options)
+    if codec == "libx265":
+        params = opts.get("x265-params", "")
+        if "log-level" not in params:
+            opts["x265-params"] = ":".join(filter(None, [params, f"log-level={X265_LOG_LEVEL}"]))
+    elif codec == "libsvtav1":
+        os.environ.setdefault("SVT_LOG", SVT_LOG_LEVEL)  # read by each encoder as it opens
+    return opts
+
+
 class SegmentWriter:
     """Encodes one segment: frames with local pts 0, 1, 2, ... at the plan's rate."""
 
@@ -280,7 +304,7 @@ class SegmentWriter:
             # keep every core busy at 1080p and 4K; the extra latency only delays a segment's end,
             # which the pipeline overlaps with the next segment (engine/encode.py).
             cc.thread_type = "FRAME"
-        cc.options = dict(plan.options)
+        cc.options = _quiet_encoder_logs(plan.codec, plan.options)
         self.stream = stream
 
     def write(self, rgb) -> None:
@@ -312,8 +336,43 @@ class SegmentWriter:
             raise _write_error(self.path, e) from None
 
 
-def open_encoder_error(codec: str, err) -> VfiError:
-    return VfiError(f"encoder {codec} refused the settings: {err}")
+def check_encoder_opens(
+    codec: str, width: int, height: int, pix_fmt: str, rate: Fraction, options: dict[str, str]
+) -> None:
+    """Open the encoder once as every segment will, and close it.
+
+    So a misspelt --preset, an -e option the encoder does not have, or a hardware encoder without
+    its hardware is one line before any frame is decoded (and in --dry-run / probe), not a failure
+    when the first segment opens. Milliseconds for software encoders (SVT-AV1 at 4K: ~0.2 s).
+    """
+    import av
+
+    cc = av.CodecContext.create(codec, "w")
+    cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+    cc.time_base, cc.framerate = 1 / rate, rate
+    cc.options = _quiet_encoder_logs(codec, options)
+    try:
+        cc.open()
+    except av.error.FFmpegError as e:
+        settings = " ".join(f"{k}={v}" for k, v in options.items()) or "its defaults"
+        hint = (
+            "it needs a GPU and driver with that hardware encoder; pick a software --codec"
+            if codec.endswith(("_nvenc", "_qsv", "_amf", "_vaapi", "_videotoolbox"))
+            else "check --preset, --crf and -e"
+        )
+        raise VfiError(
+            f"encoder {codec} does not open with {settings} ({_why(e)}); {hint}"
+        ) from None
+    unused = sorted(cc.options)  # FFmpeg hands back the options no part of the encoder took
+    if unused:
+        raise VfiError(
+            f"encoder {codec} has no option {', '.join(unused)}; "
+            f"list its options with: ffmpeg -h encoder={codec}"
+        )
+
+
+def _why(err) -> str:
+    return getattr(err, "strerror", None) or type(err).__name__
 
 
 def _write_error(path: Path, err) -> VfiError:

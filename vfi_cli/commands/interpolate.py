@@ -56,7 +56,8 @@ Examples:
 )
 @click.option("--no-audio", is_flag=True, help="Leave audio out.")
 @click.option(
-    "--codec", help="Encoder: libx264 (default), libx265, libvpx-vp9, libsvtav1, ffv1, ..."
+    "--codec",
+    help="Encoder: libx264 (default), libx265, libvpx-vp9, libsvtav1, ffv1, ... or a format: h264, hevc, av1.",
 )
 @click.option("--crf", type=int, help="Constant quality (lower is better).")
 @click.option(
