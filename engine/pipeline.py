@@ -220,7 +220,7 @@ class _Runner:
         depth = self.plan.source.depth
         # The reader makes the thumbnails from the decoded frame (swscale, tiny); scene/duplicate
         # analysis on them runs on the main thread, so this thread only decodes and converts.
-        it = iter(source.frames(thumb_width=THUMB_WIDTH))
+        it = iter(source.frames(thumb_width=THUMB_WIDTH, deinterlace=self.plan.deinterlace))
         while not self.stop.is_set():
             t = time.perf_counter()
             frame = next(it, None)
@@ -382,6 +382,7 @@ class _Runner:
             "segment_frames": self.seg_frames,
             "scene": [o.scene_detect, o.scene_threshold],
             "dedup": [o.dedup, o.dup_threshold],
+            "deinterlace": p.deinterlace,
         }
 
     def _summary(self) -> dict:

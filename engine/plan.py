@@ -35,6 +35,7 @@ class Options:
     scene_threshold: float = 0.12
     dedup: bool = False
     dup_threshold: float = 0.02
+    deinterlace: str = "auto"  # "auto" (when the video says it is interlaced) | "on" | "off"
     no_audio: bool = False
     codec: str | None = None
     crf: int | None = None
@@ -81,6 +82,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     batch: int = 1  # output frames per forward (the largest up to Options.batch within the budget)
     compile: bool = False  # torch.compile the forward
+    deinterlace: bool = False  # bwdif before the model (engine.video.reader.bwdif)
 
     @property
     def out_duration(self) -> Fraction:
@@ -100,6 +102,8 @@ class Plan:
             "bit_depth": s.depth,
             "color": s.color.describe(),
             "rotation": s.rotation,
+            "interlaced": s.interlaced,
+            "deinterlace": self.deinterlace,
             "output": str(self.output),
             "output_kind": self.output_kind,
             "output_rate": _q(t.out_rate),
@@ -145,6 +149,27 @@ def default_output(inputs: list[Path], options: Options) -> Path:
         return first.with_name(first.name + tag)
     ext = first.suffix.lower() if first.suffix.lower() in VIDEO_EXTS else ".mp4"
     return first.with_name(first.stem + tag + ext)
+
+
+DEINTERLACE_MODES = ("auto", "on", "off")
+
+
+def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> bool:
+    """Whether to deinterlace: "auto" does when the video says it is interlaced."""
+    if mode not in DEINTERLACE_MODES:
+        raise VfiError(f"--deinterlace takes {', '.join(DEINTERLACE_MODES)}, not {mode!r}")
+    if info.kind != "video":
+        if mode == "on":
+            warnings.append("--deinterlace applies to video files only: ignored")
+        return False
+    if mode == "off":
+        if info.interlaced:
+            warnings.append(
+                f"the video is interlaced ({info.interlaced}) and --deinterlace is off: the "
+                "fields' combing is interpolated as if it were picture"
+            )
+        return False
+    return mode == "on" or bool(info.interlaced)
 
 
 def _num(x) -> str:
@@ -215,6 +240,8 @@ def make_plan(
             f"the input is damaged ({info.damaged_packets} unreadable packets): "
             "what can be decoded is used"
         )
+
+    deinterlace = _resolve_deinterlace(options.deinterlace, info, warnings)
 
     pair_times: list[Fraction] = []
     if info.kind == "pair":
@@ -298,6 +325,7 @@ def make_plan(
         pair_times=pair_times,
         inputs=inputs,
         warnings=warnings,
+        deinterlace=deinterlace,
         batch=batch,
         compile=options.compile,
     )

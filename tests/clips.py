@@ -175,3 +175,42 @@ def scene_cut_clip(directory: Path) -> Path:
 def duplicates_clip(directory: Path) -> Path:
     """Animation on twos: every picture shown twice (CFR 24)."""
     return make_clip(Path(directory) / "twos.mp4", frames=12, repeat=2, rate=Fraction(24))
+
+
+def interlaced_scene(fields: int, width: int = 96, height: int = 64) -> list[np.ndarray]:
+    """Progressive RGB pictures at the *field* rate: a textured block moving 3 px per field."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    background = (60 + 80 * xx / width + 40 * yy / height).astype(np.float64)
+    texture = 128 + 100 * np.sin(xx / 2.0) * np.cos(yy / 3.0)
+    pictures = []
+    for k in range(fields):
+        img = background.copy()
+        x0 = 10 + 3 * k
+        img[16:48, x0 : x0 + 24] = texture[16:48, x0 : x0 + 24]
+        pictures.append(np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+    return pictures
+
+
+def interlaced_clip(path, frames: int = 8, rate: Fraction = Fraction(25)) -> Path:
+    """Interlaced H.264 (top field first, lossless), woven from interlaced_scene(2 * frames).
+
+    Frame i's even rows are picture 2i (the top field, shown first), its odd rows picture 2i + 1.
+    """
+    import av
+
+    pictures = interlaced_scene(2 * frames)
+    height, width = pictures[0].shape[:2]
+    out = av.open(str(path), "w")
+    stream = out.add_stream("libx264", rate=rate)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+    stream.time_base = 1 / rate
+    stream.codec_context.options = {"preset": "ultrafast", "qp": "0", "x264-params": "tff=1"}
+    for i in range(frames):
+        woven = pictures[2 * i].copy()
+        woven[1::2] = pictures[2 * i + 1][1::2]
+        frame = av.VideoFrame.from_ndarray(woven, format="rgb24")
+        frame.pts = i
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+    out.close()
+    return Path(path)

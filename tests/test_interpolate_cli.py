@@ -490,3 +490,39 @@ def test_compile_says_so_and_gives_the_same_frames(tmp_path):
     ok("interpolate", src, "-o", tmp_path / "x4c", "--model", "blend", "--factor", "4", "--compile")
     for x, y in zip(pngs(tmp_path / "x4e"), pngs(tmp_path / "x4c"), strict=True):
         assert np.abs(x.astype(int) - y).max() <= 1
+
+
+def test_interlaced_video_is_deinterlaced(tmp_path):
+    # Woven fields of a moving block: each output frame is compared with the picture of its top
+    # field (the time bwdif's one-frame-per-frame output stands for).
+    src = clips.interlaced_clip(tmp_path / "i.mkv", frames=8)
+    truth = clips.interlaced_scene(16)[::2]
+    r = ok("probe", src, "--json")
+    plan = json.loads(r.stdout)
+    assert (plan["interlaced"], plan["deinterlace"]) == ("tff", True)
+
+    def psnr_to_truth(directory):
+        frames = pngs(directory)
+        assert len(frames) == 8
+        mse = [np.mean((f.astype(float) - t) ** 2) for f, t in zip(frames, truth)]
+        return float(np.mean([10 * np.log10(255**2 / max(m, 1e-3)) for m in mse]))
+
+    for mode in ("auto", "off"):
+        (tmp_path / mode).mkdir()
+        ok("interpolate", src, "-o", tmp_path / mode, "--factor", "1", "--model", "blend",
+           "--deinterlace", mode)  # fmt: skip
+    woven, deinterlaced = psnr_to_truth(tmp_path / "off"), psnr_to_truth(tmp_path / "auto")
+    assert deinterlaced > woven + 6, (woven, deinterlaced)
+    r = ok("interpolate", src, "-o", tmp_path / "o.mkv", "--model", "blend", "--deinterlace", "off")
+    assert "interlaced (tff) and --deinterlace is off" in r.output
+    assert len(decoded_frames(tmp_path / "o.mkv")) == 16  # times kept: 2x of 8 frames
+
+
+def test_progressive_video_is_left_alone(cfr, tmp_path):
+    plan = json.loads(ok("probe", cfr, "--json").stdout)
+    assert (plan["interlaced"], plan["deinterlace"]) == ("", False)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    ok("interpolate", cfr, "-o", a, "--factor", "1", "--model", "blend")
+    ok("interpolate", cfr, "-o", b, "--factor", "1", "--model", "blend", "--deinterlace", "off")
+    assert all(np.array_equal(x, y) for x, y in zip(pngs(a), pngs(b)))

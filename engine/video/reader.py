@@ -8,6 +8,10 @@ format of :mod:`engine.video.color` (uint8 for 8-bit sources, uint16 for deeper 
 
 Damaged input: packets that fail to decode are skipped and counted (``Source.errors``); what can be
 read is used and the caller says so. Frames whose time does not increase are dropped.
+
+Interlaced video (``SourceInfo.interlaced``): ``frames(deinterlace=True)`` turns each frame's two
+fields into one progressive frame with FFmpeg's ``bwdif`` (one frame out per frame in, times kept),
+before the RGB conversion; the model then never sees the fields' combing.
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ class SourceInfo:
     tick: Fraction = Fraction(1, 1000)  # the time base: timestamps are exact to this
     damaged_packets: int = 0  # packets the demuxer flagged or could not read during the scan
     chapters: int = 0
+    interlaced: str = (
+        ""  # "tff" / "bff" (field order), "interlaced" (order not said), "" progressive
+    )
 
     @property
     def duration(self) -> Fraction:
@@ -168,8 +175,13 @@ class Source:
     errors: int = 0  # packets/files that failed to decode in frames()
     dropped: int = 0  # frames dropped because their time did not increase
 
-    def frames(self, thumb_width: int | None = None) -> Iterator[SourceFrame]:
-        """Decoded frames in order; with ``thumb_width``, each with a luma thumbnail that wide."""
+    def frames(
+        self, thumb_width: int | None = None, deinterlace: bool = False
+    ) -> Iterator[SourceFrame]:
+        """Decoded frames in order; with ``thumb_width``, each with a luma thumbnail that wide.
+
+        ``deinterlace``: video files only (see the module docstring); image frames are progressive.
+        """
         raise NotImplementedError
 
 
@@ -185,14 +197,16 @@ class VideoFile(Source):
         self.info = _inspect_video(path, rate_override)
 
     def frames(
-        self, thumb_width: int | None = None, converters: int | None = None
+        self,
+        thumb_width: int | None = None,
+        deinterlace: bool = False,
+        converters: int | None = None,
     ) -> Iterator[SourceFrame]:
         """Decode in this thread, convert to RGB (+ thumbnail) in ``converters`` threads.
 
         swscale releases the GIL, so conversions run in parallel with each other and with
         decoding; results come back in order, at most ``converters + 1`` frames ahead.
         """
-        import av
 
         info = self.info
         convert = _convert_args(info.depth, info.color)
@@ -207,34 +221,75 @@ class VideoFile(Source):
             step = 1 / info.rate
             last: Fraction | None = None
             index = 0
-            for packet in container.demux(stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.FFmpegError:
-                    self.errors += 1
+            decoded = self._decoded(container, stream)
+            if deinterlace:
+                decoded = bwdif(decoded, stream, info.interlaced)
+            for frame in decoded:
+                if frame.pts is None:
+                    time = info.start if last is None else last + step
+                else:  # the frame's own time base: bwdif hands frames back in half the stream's
+                    time = frame.pts * (to_fraction(frame.time_base) or tb)
+                if not info.vfr:
+                    time = snap_to_grid(time, info.start, info.rate, info.tick)
+                if last is not None and time <= last:
+                    self.dropped += 1
                     continue
-                for frame in decoded:
-                    if frame.pts is None:
-                        time = info.start if last is None else last + step
-                    else:
-                        time = frame.pts * tb
-                    if not info.vfr:
-                        time = snap_to_grid(time, info.start, info.rate, info.tick)
-                    if last is not None and time <= last:
-                        self.dropped += 1
-                        continue
-                    last = time
-                    job = pool.submit(_convert, frame, convert, info.depth, thumb_width)
-                    pending.append((time, job))
-                    while len(pending) > workers:
-                        yield _ready(index, *pending.popleft())
-                        index += 1
+                last = time
+                job = pool.submit(_convert, frame, convert, info.depth, thumb_width)
+                pending.append((time, job))
+                while len(pending) > workers:
+                    yield _ready(index, *pending.popleft())
+                    index += 1
             while pending:
                 yield _ready(index, *pending.popleft())
                 index += 1
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # before the decoder's frames go away
             container.close()
+
+    def _decoded(self, container, stream):
+        """The stream's decoded frames; a packet that fails to decode is counted and skipped."""
+        import av
+
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                self.errors += 1
+                continue
+            yield from frames
+
+
+def bwdif(frames, stream, interlaced: str):
+    """Interlaced ``frames`` of ``stream`` -> progressive ones, one per frame, same times.
+
+    FFmpeg's bwdif (w3fdif-style, with yadif's edge checks), every frame treated as interlaced: the
+    caller decided the stream is. ``interlaced`` gives the field order ("tff" / "bff"); otherwise
+    the frames' own flags decide, top field first where they say nothing.
+    """
+    import av
+
+    parity = {"tff": "tff", "bff": "bff"}.get(interlaced, "auto")
+    graph = av.filter.Graph()
+    src = graph.add_buffer(template=stream)
+    deint = graph.add("bwdif", f"mode=send_frame:parity={parity}:deint=all")
+    sink = graph.add("buffersink")
+    src.link_to(deint)
+    deint.link_to(sink)
+    graph.configure()
+
+    def ready():
+        while True:
+            try:
+                yield graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+
+    for frame in frames:
+        graph.push(frame)
+        yield from ready()
+    graph.push(None)  # flush: bwdif holds one frame back to see the next one's fields
+    yield from ready()
 
 
 def default_converters() -> int:
@@ -330,6 +385,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         if is_rgb(pix_fmt):
             color = ColorInfo(matrix=0, range=2, primaries=color.primaries, trc=color.trc)
         rotation = int(getattr(first, "rotation", 0) or 0)
+        interlaced = _interlacing(first, cc)
         others = [_stream_info(s) for s in container.streams if s is not stream]
         chapters = len(container.chapters()) if hasattr(container, "chapters") else 0
         format_name = container.format.name
@@ -375,7 +431,22 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         tick=tb,
         damaged_packets=scan.damaged,
         chapters=chapters,
+        interlaced=interlaced,
     )
+
+
+# AVFieldOrder: TT / BT display the top field first, BB / TB the bottom one (1 = progressive).
+_TOP_FIRST, _BOTTOM_FIRST = (2, 5), (3, 4)
+
+
+def _interlacing(first_frame, cc) -> str:
+    """How the video stores its fields: "tff", "bff", "interlaced" (order not said) or ""."""
+    order = int(getattr(cc, "field_order", 0) or 0)
+    if order in _TOP_FIRST:
+        return "tff"
+    if order in _BOTTOM_FIRST:
+        return "bff"
+    return "interlaced" if getattr(first_frame, "interlaced_frame", False) else ""
 
 
 def _is_cover_art(stream) -> bool:
@@ -549,7 +620,9 @@ class ImageSequence(Source):
             tick=1 / rate,
         )
 
-    def frames(self, thumb_width: int | None = None) -> Iterator[SourceFrame]:
+    def frames(
+        self, thumb_width: int | None = None, deinterlace: bool = False
+    ) -> Iterator[SourceFrame]:
         import torch
 
         fmt = rgb_format(self.info.depth)

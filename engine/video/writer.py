@@ -127,7 +127,9 @@ def plan_encoding(
         ) from None
     if av_codec.type != "video":
         raise VfiError(f"{codec!r} is not a video encoder")
-    codec = av_codec.name  # a format name picks FFmpeg's encoder for it: h264 -> libx264, av1 -> ...
+    codec = (
+        av_codec.name
+    )  # a format name picks FFmpeg's encoder for it: h264 -> libx264, av1 -> ...
     _check_container_accepts(container, av_codec.name, out_path)
     warnings: list[str] = []
     formats = [f.name for f in av_codec.video_formats or ()]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from engine.plan import DEINTERLACE_MODES
 from vfi_cli.params import KEY_VALUE, RATIONAL, TILE
 
 EPILOG = """\b
@@ -53,6 +54,13 @@ Examples:
     default=0.02,
     show_default=True,
     help="Largest thumbnail difference still counted as a duplicate.",
+)
+@click.option(
+    "--deinterlace",
+    type=click.Choice(DEINTERLACE_MODES),
+    default="auto",
+    show_default=True,
+    help="Fields to frames first (bwdif; 1080i, DV): auto when the video says it is interlaced.",
 )
 @click.option("--no-audio", is_flag=True, help="Leave audio out.")
 @click.option(
@@ -129,7 +137,7 @@ Examples:
     help="Continue an interrupted run of the same command (and keep its work if stopped).",
 )
 def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detect, dedup,
-            dedup_threshold, no_audio, codec, crf, preset, pix_fmt, encoder_options, model, device,
+            dedup_threshold, deinterlace, no_audio, codec, crf, preset, pix_fmt, encoder_options, model, device,
             precision, compile_model, scale, tile, batch, memory, encoders, input_fps, json_events,
             quiet, dry_run, overwrite, resume):  # fmt: skip
     """Interpolate INPUT (a video, a frame directory, or two images) to a higher frame rate."""
@@ -148,6 +156,7 @@ def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detec
         scene_threshold=scene_threshold,
         dedup=dedup,
         dup_threshold=dedup_threshold,
+        deinterlace=deinterlace,
         no_audio=no_audio,
         codec=codec,
         crf=crf,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from engine.plan import DEINTERLACE_MODES
 from vfi_cli.params import RATIONAL, TILE
 
 
@@ -21,10 +22,14 @@ def render_plan(plan: dict, echo=click.echo) -> None:
     echo(f"input   {plan['input']} ({plan['input_kind']})")
     echo(f"        {w}x{h} {plan['pix_fmt']} ({plan['bit_depth']}-bit), {plan['color']}")
     rot = f", rotation {plan['rotation']}°" if plan["rotation"] else ""
+    if plan.get("interlaced"):
+        rot += f", interlaced ({plan['interlaced']})"
     echo(
         f"        {plan['frames_in']} frames, {rate_kind} {q(plan['input_rate'])} fps, "
         f"{plan['input_duration']['value']:.3f} s{rot}"
     )
+    if plan.get("deinterlace"):
+        echo("        deinterlace: bwdif, one progressive frame per frame (times kept)")
     echo(f"output  {plan['output']} ({plan['output_kind']})")
     slow = f", slow motion x{q(plan['slowmo'])}" if plan["slowmo"]["value"] != 1 else ""
     echo(
@@ -55,6 +60,13 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 @click.option("--factor", type=RATIONAL, help="Frame-rate multiplier (2, 5/2).")
 @click.option("--fps", type=RATIONAL, help="Output frame rate (60, 60000/1001).")
 @click.option("--slowmo", is_flag=True, help="Keep the input rate; duration x factor.")
+@click.option(
+    "--deinterlace",
+    type=click.Choice(DEINTERLACE_MODES),
+    default="auto",
+    show_default=True,
+    help="Fields to frames first (bwdif; 1080i, DV): auto when the video says it is interlaced.",
+)
 @click.option("--model", default=None, help="Registry name or weights file (default: registry).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", default="auto", show_default=True)
@@ -62,7 +74,7 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 @click.option("--tile", type=TILE, default="auto", show_default=True)
 @click.option("--input-fps", type=RATIONAL, help="Rate of a frame directory (default 24).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
-def command(inputs, output, factor, fps, slowmo, model, device, precision, scale, tile, input_fps,
+def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, precision, scale, tile, input_fps,
             as_json):  # fmt: skip
     """Show streams, timing, frames in/out, device, tiles and memory for INPUT; write nothing."""
     from engine.plan import Options, make_plan, model_config_for
@@ -71,6 +83,7 @@ def command(inputs, output, factor, fps, slowmo, model, device, precision, scale
         factor=factor,
         fps=fps,
         slowmo=slowmo,
+        deinterlace=deinterlace,
         model=model,
         device=device,
         precision=precision,
