@@ -103,6 +103,7 @@ class Plan:
             "color": s.color.describe(),
             "rotation": s.rotation,
             "interlaced": s.interlaced,
+            "hdr10": s.hdr10.describe() if s.hdr10 else "",
             "deinterlace": self.deinterlace,
             "output": str(self.output),
             "output_kind": self.output_kind,
@@ -276,6 +277,7 @@ def make_plan(
             preset=options.preset,
             pix_fmt=options.pix_fmt,
             options=options.encoder_options,
+            hdr10=info.hdr10,
         )
         if options.segment_frames:
             encode.segment_frames = max(1, int(options.segment_frames))

@@ -214,3 +214,29 @@ def interlaced_clip(path, frames: int = 8, rate: Fraction = Fraction(25)) -> Pat
     out.mux(stream.encode(None))
     out.close()
     return Path(path)
+
+
+# A typical HDR10 grade: BT.2020 primaries, D65, a 1000-nit mastering display; MaxCLL / MaxFALL.
+HDR10_X265 = (
+    "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+    ":max-cll=1000,400"
+)
+
+
+def hdr10_clip(path, frames: int = 6) -> Path:
+    """10-bit HEVC, PQ / BT.2020 tags, with HDR10 mastering-display and light-level SEI."""
+    import av
+
+    out = av.open(str(path), "w")
+    stream = out.add_stream("libx265", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p10le"
+    cc = stream.codec_context
+    cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1
+    cc.options = {"preset": "ultrafast", "x265-params": f"log-level=error:{HDR10_X265}"}
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(pattern(i, 64, 48, depth=16), format="rgb48le")
+        frame.pts = i
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+    out.close()
+    return Path(path)

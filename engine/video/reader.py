@@ -29,6 +29,7 @@ from pathlib import Path
 from engine.errors import VfiError
 from engine.timing import is_vfr, snap_to_grid
 from engine.video.color import ColorInfo, bit_depth, color_info, is_rgb, rgb_format
+from engine.video.hdr import read_hdr10
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".tga", ".ppm", ".dpx")
 DEFAULT_FRAMES_FPS = Fraction(24)
@@ -76,9 +77,8 @@ class SourceInfo:
     tick: Fraction = Fraction(1, 1000)  # the time base: timestamps are exact to this
     damaged_packets: int = 0  # packets the demuxer flagged or could not read during the scan
     chapters: int = 0
-    interlaced: str = (
-        ""  # "tff" / "bff" (field order), "interlaced" (order not said), "" progressive
-    )
+    interlaced: str = ""  # "tff" / "bff" (field order), "interlaced" (order unsaid), or ""
+    hdr10: object = None  # engine.video.hdr.Hdr10 of the first frame, or None
 
     @property
     def duration(self) -> Fraction:
@@ -386,6 +386,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
             color = ColorInfo(matrix=0, range=2, primaries=color.primaries, trc=color.trc)
         rotation = int(getattr(first, "rotation", 0) or 0)
         interlaced = _interlacing(first, cc)
+        hdr10 = read_hdr10(first)
         others = [_stream_info(s) for s in container.streams if s is not stream]
         chapters = len(container.chapters()) if hasattr(container, "chapters") else 0
         format_name = container.format.name
@@ -432,6 +433,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         damaged_packets=scan.damaged,
         chapters=chapters,
         interlaced=interlaced,
+        hdr10=hdr10,
     )
 
 

@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.errors import VfiError
+from engine.video import hdr
 from engine.video.color import TV, ColorInfo, bit_depth, rgb_format
 
 # Output file extension -> FFmpeg muxer.
@@ -86,6 +87,21 @@ class EncodePlan:
         return f"{self.codec} {self.pix_fmt} {size} {opts}".strip()
 
 
+def default_codec(container: str, source_depth: int) -> str:
+    """libx264, or libx265 for sources deeper than 8 bits (vp9 in WebM).
+
+    H.264 keeps 10 bits only in the High 10 profile, which almost no hardware decoder plays;
+    HEVC Main 10 is what 10-bit and HDR video is delivered in.
+    """
+    import av
+
+    if container == "webm":
+        return "libvpx-vp9"
+    if source_depth > 8 and "libx265" in av.codecs_available:
+        return "libx265"
+    return "libx264"
+
+
 def container_for(path: Path) -> str:
     fmt = CONTAINERS.get(path.suffix.lower())
     if fmt is None:
@@ -110,13 +126,17 @@ def plan_encoding(
     preset: str | None = None,
     pix_fmt: str | None = None,
     options: dict[str, str] | None = None,
+    hdr10=None,
 ) -> EncodePlan:
-    """Resolve codec, pixel format (keeping the bit depth), size and options for ``out_path``."""
+    """Resolve codec, pixel format (keeping the bit depth), size and options for ``out_path``.
+
+    ``hdr10``: the source's engine.video.hdr.Hdr10, passed on where the encoder takes it.
+    """
     import av
 
     container = container_for(out_path)
     if codec is None:
-        codec = "libvpx-vp9" if container == "webm" else "libx264"
+        codec = default_codec(container, source_depth)
     try:
         av_codec = av.codec.Codec(codec, "w")
     except av.codec.codec.UnknownCodecError:
@@ -151,6 +171,11 @@ def plan_encoding(
     elif preset is not None:
         raise VfiError(f"{codec} takes no --preset; set encoder options with -e key=value")
     opts.update(options or {})
+    if hdr10 is not None and not hdr.add_to_options(codec, hdr10, opts):
+        warnings.append(
+            f"{codec} cannot carry the source's {hdr10.describe()}: players will assume "
+            "defaults (libx265 and libsvtav1 keep it)"
+        )
 
     fmt = av.VideoFormat(chosen)
     w, h = width, height

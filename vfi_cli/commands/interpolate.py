@@ -65,7 +65,7 @@ Examples:
 @click.option("--no-audio", is_flag=True, help="Leave audio out.")
 @click.option(
     "--codec",
-    help="Encoder: libx264 (default), libx265, libvpx-vp9, libsvtav1, ffv1, ... or a format: h264, hevc, av1.",
+    help="Encoder: libx264 (default; libx265 for 10-bit sources), libvpx-vp9, libsvtav1, ffv1, ... or a format: h264, hevc, av1.",
 )
 @click.option("--crf", type=int, help="Constant quality (lower is better).")
 @click.option(

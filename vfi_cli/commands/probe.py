@@ -20,7 +20,8 @@ def render_plan(plan: dict, echo=click.echo) -> None:
     w, h = plan["size"]
     rate_kind = "VFR, average" if plan["vfr"] else "CFR"
     echo(f"input   {plan['input']} ({plan['input_kind']})")
-    echo(f"        {w}x{h} {plan['pix_fmt']} ({plan['bit_depth']}-bit), {plan['color']}")
+    hdr10 = f", {plan['hdr10']}" if plan.get("hdr10") else ""
+    echo(f"        {w}x{h} {plan['pix_fmt']} ({plan['bit_depth']}-bit), {plan['color']}{hdr10}")
     rot = f", rotation {plan['rotation']}°" if plan["rotation"] else ""
     if plan.get("interlaced"):
         rot += f", interlaced ({plan['interlaced']})"
