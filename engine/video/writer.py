@@ -147,9 +147,8 @@ def plan_encoding(
         ) from None
     if av_codec.type != "video":
         raise VfiError(f"{codec!r} is not a video encoder")
-    codec = (
-        av_codec.name
-    )  # a format name picks FFmpeg's encoder for it: h264 -> libx264, av1 -> ...
+    # A format name stands for FFmpeg's encoder of it: h264 -> libx264, hevc -> libx265, av1 -> ...
+    codec = av_codec.name
     _check_container_accepts(container, av_codec.name, out_path)
     warnings: list[str] = []
     formats = [f.name for f in av_codec.video_formats or ()]
@@ -366,7 +365,7 @@ class SegmentWriter:
 def check_encoder_opens(
     codec: str, width: int, height: int, pix_fmt: str, rate: Fraction, options: dict[str, str]
 ) -> None:
-    """Open the encoder once as every segment will, and close it.
+    """Open the encoder once, as every segment will, and let it go.
 
     So a misspelt --preset, an -e option the encoder does not have, or a hardware encoder without
     its hardware is one line before any frame is decoded (and in --dry-run / probe), not a failure

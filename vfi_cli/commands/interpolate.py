@@ -65,7 +65,8 @@ Examples:
 @click.option("--no-audio", is_flag=True, help="Leave audio out.")
 @click.option(
     "--codec",
-    help="Encoder: libx264 (default; libx265 for 10-bit sources), libvpx-vp9, libsvtav1, ffv1, ... or a format: h264, hevc, av1.",
+    help="Encoder: libx264 (default; libx265 for 10-bit sources), libvpx-vp9, libsvtav1, "
+    "ffv1, ... or a format: h264, hevc, av1.",
 )
 @click.option("--crf", type=int, help="Constant quality (lower is better).")
 @click.option(
@@ -137,9 +138,9 @@ Examples:
     help="Continue an interrupted run of the same command (and keep its work if stopped).",
 )
 def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detect, dedup,
-            dedup_threshold, deinterlace, no_audio, codec, crf, preset, pix_fmt, encoder_options, model, device,
-            precision, compile_model, scale, tile, batch, memory, encoders, input_fps, json_events,
-            quiet, dry_run, overwrite, resume):  # fmt: skip
+            dedup_threshold, deinterlace, no_audio, codec, crf, preset, pix_fmt, encoder_options,
+            model, device, precision, compile_model, scale, tile, batch, memory, encoders,
+            input_fps, json_events, quiet, dry_run, overwrite, resume):  # fmt: skip
     """Interpolate INPUT (a video, a frame directory, or two images) to a higher frame rate."""
     from engine.errors import VfiError
     from engine.plan import Options, make_plan, model_config_for

@@ -23,8 +23,7 @@ def render_plan(plan: dict, echo=click.echo) -> None:
     hdr10 = f", {plan['hdr10']}" if plan.get("hdr10") else ""
     echo(f"        {w}x{h} {plan['pix_fmt']} ({plan['bit_depth']}-bit), {plan['color']}{hdr10}")
     rot = f", rotation {plan['rotation']}°" if plan["rotation"] else ""
-    if plan.get("interlaced"):
-        rot += f", interlaced ({plan['interlaced']})"
+    rot += f", interlaced ({plan['interlaced']})" if plan.get("interlaced") else ""
     echo(
         f"        {plan['frames_in']} frames, {rate_kind} {q(plan['input_rate'])} fps, "
         f"{plan['input_duration']['value']:.3f} s{rot}"
