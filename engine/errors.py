@@ -18,5 +18,10 @@ class VfiError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+def short_reason(err: BaseException) -> str:
+    """The short reason of an FFmpeg / OS error, for a VfiError message ("Invalid argument")."""
+    return getattr(err, "strerror", None) or str(err).split(":")[-1].strip() or type(err).__name__
+
+
 class VfiInputError(VfiError, ValueError):
     """Bad arguments given to the public API (wrong shape, dtype, range): also a ValueError."""

@@ -1,4 +1,5 @@
-"""Click parameter types shared by the commands: exact rationals, key=value pairs, tile sizes."""
+"""Click parameter types and options shared by the commands: exact rationals, key=value pairs,
+tile sizes, --deinterlace."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 from fractions import Fraction
 
 import click
+
+from engine.plan import DEINTERLACE_MODES
 
 _RATIONAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(\s*/\s*\d+(\.\d*)?)?\s*$")
 
@@ -64,3 +67,12 @@ class TileSize(click.ParamType):
 RATIONAL = Rational()
 KEY_VALUE = KeyValue()
 TILE = TileSize()
+
+# interpolate and probe plan the same run, so they take the option alike.
+DEINTERLACE_OPTION = click.option(
+    "--deinterlace",
+    type=click.Choice(DEINTERLACE_MODES),
+    default="auto",
+    show_default=True,
+    help="Fields to frames first (bwdif; 1080i, DV): auto when the video says it is interlaced.",
+)

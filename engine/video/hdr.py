@@ -102,8 +102,15 @@ def add_to_options(codec: str, h: Hdr10, options: dict[str, str]) -> bool:
     if codec not in ENCODER_PARAMS:
         return False
     key, entries = ENCODER_PARAMS[codec]
+    merge_params(options, key, entries(h))
+    return True
+
+
+def merge_params(options: dict[str, str], key: str, entries: list[str]) -> None:
+    """Append ``name=value`` entries to the ``:``-separated list ``options[key]`` (x265-params,
+    svtav1-params), in place, skipping names the list already has (the user's win)."""
     given = options.get(key, "")
     taken = {item.split("=", 1)[0] for item in given.split(":") if item}
-    extra = [e for e in entries(h) if e.split("=", 1)[0] not in taken]
-    options[key] = ":".join(filter(None, [given, *extra]))
-    return True
+    extra = [e for e in entries if e.split("=", 1)[0] not in taken]
+    if extra:
+        options[key] = ":".join(filter(None, [given, *extra]))

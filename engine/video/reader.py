@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from engine.errors import VfiError
+from engine.errors import VfiError, short_reason
 from engine.timing import is_vfr, snap_to_grid
 from engine.video.color import ColorInfo, bit_depth, color_info, is_rgb, rgb_format
 from engine.video.hdr import read_hdr10
@@ -354,13 +354,11 @@ def _open_container(path: Path):
     try:
         return av.open(str(path), "r")
     except av.error.FFmpegError as e:
-        raise VfiError(f"{path} is not a video or image file FFmpeg can read ({_why(e)})") from None
+        raise VfiError(
+            f"{path} is not a video or image file FFmpeg can read ({short_reason(e)})"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise VfiError(f"cannot open {path}: {e}") from None
-
-
-def _why(err) -> str:
-    return getattr(err, "strerror", None) or str(err).split(":")[-1].strip() or type(err).__name__
 
 
 def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
@@ -471,7 +469,9 @@ def _first_frame(container, stream, path):
             if frames:
                 return frames[0]
     except av.error.FFmpegError as e:
-        raise VfiError(f"{path} is damaged: no video frame could be decoded ({_why(e)})") from None
+        raise VfiError(
+            f"{path} is damaged: no video frame could be decoded ({short_reason(e)})"
+        ) from None
     raise VfiError(f"{path} has no decodable video frames (damaged, or an unsupported codec)")
 
 
@@ -652,7 +652,7 @@ def _read_image(path: Path):
         for frame in container.decode(video=0):
             return frame
     except (av.error.FFmpegError, IndexError) as e:
-        raise VfiError(f"{path} is not a readable image ({_why(e)})") from None
+        raise VfiError(f"{path} is not a readable image ({short_reason(e)})") from None
     finally:
         container.close()
     raise VfiError(f"{path} is not a readable image")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from engine.errors import VfiError
+from engine.errors import VfiError, short_reason
 from engine.video import hdr
 from engine.video.color import TV, ColorInfo, bit_depth, rgb_format
 
@@ -294,9 +294,7 @@ SVT_LOG_LEVEL = "1"  # SVT-AV1: 1 = errors
 def _quiet_encoder_logs(codec: str, options: dict[str, str]) -> dict[str, str]:
     opts = dict(options)
     if codec == "libx265":
-        params = opts.get("x265-params", "")
-        if "log-level" not in params:
-            opts["x265-params"] = ":".join(filter(None, [params, f"log-level={X265_LOG_LEVEL}"]))
+        hdr.merge_params(opts, "x265-params", [f"log-level={X265_LOG_LEVEL}"])
     elif codec == "libsvtav1":
         os.environ.setdefault("SVT_LOG", SVT_LOG_LEVEL)  # read by each encoder as it opens
     return opts
@@ -387,7 +385,7 @@ def check_encoder_opens(
             else "check --preset, --crf and -e"
         )
         raise VfiError(
-            f"encoder {codec} does not open with {settings} ({_why(e)}); {hint}"
+            f"encoder {codec} does not open with {settings} ({short_reason(e)}); {hint}"
         ) from None
     unused = sorted(cc.options)  # FFmpeg hands back the options no part of the encoder took
     if unused:
@@ -395,10 +393,6 @@ def check_encoder_opens(
             f"encoder {codec} has no option {', '.join(unused)}; "
             f"list its options with: ffmpeg -h encoder={codec}"
         )
-
-
-def _why(err) -> str:
-    return getattr(err, "strerror", None) or type(err).__name__
 
 
 def _write_error(path: Path, err) -> VfiError:

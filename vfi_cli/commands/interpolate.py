@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from engine.plan import DEINTERLACE_MODES
-from vfi_cli.params import KEY_VALUE, RATIONAL, TILE
+from vfi_cli.params import DEINTERLACE_OPTION, KEY_VALUE, RATIONAL, TILE
 
 EPILOG = """\b
 Examples:
@@ -55,13 +54,7 @@ Examples:
     show_default=True,
     help="Largest thumbnail difference still counted as a duplicate.",
 )
-@click.option(
-    "--deinterlace",
-    type=click.Choice(DEINTERLACE_MODES),
-    default="auto",
-    show_default=True,
-    help="Fields to frames first (bwdif; 1080i, DV): auto when the video says it is interlaced.",
-)
+@DEINTERLACE_OPTION
 @click.option("--no-audio", is_flag=True, help="Leave audio out.")
 @click.option(
     "--codec",

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from engine.plan import DEINTERLACE_MODES
-from vfi_cli.params import RATIONAL, TILE
+from vfi_cli.params import DEINTERLACE_OPTION, RATIONAL, TILE
 
 
 def render_plan(plan: dict, echo=click.echo) -> None:
@@ -60,13 +59,7 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 @click.option("--factor", type=RATIONAL, help="Frame-rate multiplier (2, 5/2).")
 @click.option("--fps", type=RATIONAL, help="Output frame rate (60, 60000/1001).")
 @click.option("--slowmo", is_flag=True, help="Keep the input rate; duration x factor.")
-@click.option(
-    "--deinterlace",
-    type=click.Choice(DEINTERLACE_MODES),
-    default="auto",
-    show_default=True,
-    help="Fields to frames first (bwdif; 1080i, DV): auto when the video says it is interlaced.",
-)
+@DEINTERLACE_OPTION
 @click.option("--model", default=None, help="Registry name or weights file (default: registry).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", default="auto", show_default=True)
@@ -74,8 +67,8 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 @click.option("--tile", type=TILE, default="auto", show_default=True)
 @click.option("--input-fps", type=RATIONAL, help="Rate of a frame directory (default 24).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
-def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, precision, scale, tile, input_fps,
-            as_json):  # fmt: skip
+def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, precision, scale,
+            tile, input_fps, as_json):  # fmt: skip
     """Show streams, timing, frames in/out, device, tiles and memory for INPUT; write nothing."""
     from engine.plan import Options, make_plan, model_config_for
 
