@@ -149,7 +149,25 @@ def default_output(inputs: list[Path], options: Options) -> Path:
     if first.is_dir():
         return first.with_name(first.name + tag)
     ext = first.suffix.lower() if first.suffix.lower() in VIDEO_EXTS else ".mp4"
-    return first.with_name(first.stem + tag + ext)
+    return first.with_name(first.stem + tag + _holding_ext(ext, options.codec))
+
+
+def _holding_ext(ext: str, codec: str | None) -> str:
+    """``ext``, or where its container cannot hold ``codec``: .mov for ProRes/DNxHR, else .mkv."""
+    import av
+
+    from engine.video.writer import CODEC_ALIASES, CONTAINERS, MOV_CODECS, container_holds
+
+    if not codec:
+        return ext
+    codec = CODEC_ALIASES.get(codec.lower(), codec)
+    try:
+        codec = av.codec.Codec(codec, "w").name  # h264 -> libx264
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return ext  # plan_encoding says what is wrong with it
+    if container_holds(CONTAINERS[ext], codec):
+        return ext
+    return ".mov" if codec in MOV_CODECS else ".mkv"
 
 
 DEINTERLACE_MODES = ("auto", "on", "off")

@@ -233,17 +233,22 @@ def test_tiny_model_from_a_weights_file(tmp_path, tiny_model):
 
 
 def software_encoders():
-    from engine.video.writer import KNOWN_CODECS
+    from engine.video.writer import KNOWN_CODECS, is_hardware
 
-    return [c for c in KNOWN_CODECS if c in av.codecs_available and "_" not in c]
+    return [c for c in KNOWN_CODECS if c in av.codecs_available and not is_hardware(c)]
 
 
 @pytest.mark.parametrize("codec", software_encoders())
 def test_every_software_encoder_end_to_end(cfr, tmp_path, capfd, codec):
     # Iterates the encoder table, so a codec added there is muxed here too (AV1 once failed at the
     # mux: its segments decode with libdav1d, which names no encoder).
-    out = tmp_path / "o.mkv"
-    ok("interpolate", cfr, "-o", out, "--model", "blend", "--codec", codec, "-q")
+    from engine.video.writer import DNXHR_MIN_SIZE, MOV_CODECS
+
+    out = tmp_path / ("o.mov" if codec in MOV_CODECS else "o.mkv")
+    src = cfr
+    if codec == "dnxhd":
+        src = clips.make_clip(tmp_path / "big.mp4", frames=24, size=DNXHR_MIN_SIZE, audio=True)
+    ok("interpolate", src, "-o", out, "--model", "blend", "--codec", codec, "-q")
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.codec.id == av.Codec(codec, "w").id
         assert {s.type for s in c.streams} >= {"video", "audio"}
@@ -526,3 +531,27 @@ def test_progressive_video_is_left_alone(cfr, tmp_path):
     ok("interpolate", cfr, "-o", a, "--factor", "1", "--model", "blend")
     ok("interpolate", cfr, "-o", b, "--factor", "1", "--model", "blend", "--deinterlace", "off")
     assert all(np.array_equal(x, y) for x, y in zip(pngs(a), pngs(b)))
+
+
+@pytest.mark.parametrize(
+    "inputs,options,name",
+    [
+        (["a.mp4"], {}, "a_x2.mp4"),
+        (["a.MOV"], {"factor": Q(5, 2)}, "a_x5-2.mov"),
+        (["a.avi"], {"fps": Q(60000, 1001)}, "a_60000-1001fps.mp4"),
+        (["a.mkv"], {"slowmo": True, "factor": Q(4)}, "a_x4_slowmo.mkv"),
+        (["a.mp4"], {"codec": "prores"}, "a_x2.mov"),  # MP4 cannot hold ProRes / DNxHR
+        (["a.webm"], {"codec": "dnxhd"}, "a_x2.mov"),
+        (["a.mkv"], {"codec": "prores_ks"}, "a_x2.mkv"),  # Matroska can
+        (["a.mkv"], {"codec": "dnxhr"}, "a_x2.mov"),  # ... but has no DNxHD mapping
+        (["a.webm"], {"codec": "h264"}, "a_x2.mkv"),  # WebM holds VP8/VP9/AV1 only
+        (["a.mp4"], {"codec": "nosuch"}, "a_x2.mp4"),  # plan_encoding refuses it, by name
+        (["f0.png", "f1.png"], {}, "f0_x2.png"),
+        (["f0.png", "f1.png"], {"factor": Q(4)}, "f0_x4"),
+    ],
+)
+def test_default_output_name(inputs, options, name):
+    from engine.plan import Options, default_output
+
+    out = default_output([Path("/d") / p for p in inputs], Options(**options))
+    assert out == Path("/d") / name

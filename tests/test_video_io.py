@@ -133,6 +133,48 @@ def test_plan_encoding_choices(tmp_path):
                       pix_fmt="rgb48le", **kw)  # fmt: skip
 
 
+def intermediate_profiles():
+    from engine.video.writer import PROFILE_PIX_FMTS
+
+    return [(c, p, f) for c, table in PROFILE_PIX_FMTS.items() for p, f in table.items()]
+
+
+@pytest.mark.parametrize("codec,profile,pix_fmt", intermediate_profiles())
+def test_intermediate_profile_sets_pixel_format(tmp_path, codec, profile, pix_fmt):
+    # Iterates the table: each profile must open with the format it names, from an 8-bit 4:2:0
+    # source (the format that would follow the source is wrong for 4444, HQX and DNxHR 444).
+    kw = dict(width=256, height=144, rate=Q(24), color=ColorInfo(matrix=1, range=1))
+    p = plan_encoding(tmp_path / "o.mov", source_pix_fmt="yuv420p", source_depth=8,
+                      codec=codec, preset=profile, **kw)  # fmt: skip
+    assert (p.codec, p.pix_fmt, p.options["profile"]) == (codec, pix_fmt, profile)
+
+
+def test_intermediate_defaults_keep_the_source(tmp_path):
+    kw = dict(width=256, height=144, rate=Q(24), color=ColorInfo(matrix=1, range=1))
+    out = tmp_path / "o.mov"
+    p = plan_encoding(out, source_pix_fmt="yuv420p", source_depth=8, codec="prores", **kw)
+    assert (p.codec, p.options["profile"], p.pix_fmt) == ("prores_ks", "hq", "yuv422p10le")
+    p = plan_encoding(out, source_pix_fmt="yuv444p", source_depth=8, codec="prores", **kw)
+    assert (p.options["profile"], p.pix_fmt) == ("4444", "yuv444p10le")
+    p = plan_encoding(out, source_pix_fmt="yuv420p", source_depth=8, codec="dnxhr", **kw)
+    assert (p.codec, p.options["profile"], p.pix_fmt) == ("dnxhd", "dnxhr_hq", "yuv422p")
+    p = plan_encoding(out, source_pix_fmt="yuv420p10le", source_depth=10, codec="dnxhr", **kw)
+    assert (p.options["profile"], p.pix_fmt, p.warnings) == ("dnxhr_hqx", "yuv422p10le", [])
+    p = plan_encoding(out, source_pix_fmt="yuv420p10le", source_depth=10, codec="dnxhr",
+                      preset="dnxhr_sq", **kw)  # fmt: skip
+    assert p.pix_fmt == "yuv422p" and "dnxhr_hqx keeps them" in p.warnings[0]
+    with pytest.raises(VfiError, match=r"takes no --crf \(its --preset \(profile\)"):
+        plan_encoding(out, source_pix_fmt="yuv420p", source_depth=8, codec="prores", crf=10, **kw)
+    kw["width"] = 200
+    with pytest.raises(
+        VfiError, match="DNxHR needs frames of at least 256x120, this video is 200x"
+    ):
+        plan_encoding(out, source_pix_fmt="yuv420p", source_depth=8, codec="dnxhd", **kw)
+    with pytest.raises(VfiError, match="cannot hold prores_ks"):
+        plan_encoding(tmp_path / "o.mp4", source_pix_fmt="yuv420p", source_depth=8,
+                      codec="prores", **kw)  # fmt: skip
+
+
 def test_stream_decisions(clipdir):
     info = open_source(clipdir / "cfr.mp4").info
     acts = {a.stream.type: a for a in plan_streams(info.streams, "mp4")}

@@ -45,11 +45,38 @@ CODEC_DEFAULTS = {
     "libsvtav1": ("crf", "30", "preset", "8"),
     "libaom-av1": ("crf", "30", "cpu-used", "6"),
     "ffv1": (None, None, None, None),  # lossless
+    # Editing intermediates: the profile is their quality knob, so --preset names it.
+    "prores_ks": (None, None, "profile", "hq"),
+    "dnxhd": (None, None, "profile", "dnxhr_hq"),
     "h264_nvenc": ("cq", "19", "preset", "p4"),
     "hevc_nvenc": ("cq", "21", "preset", "p4"),
     "av1_nvenc": ("cq", "28", "preset", "p4"),
 }
 KNOWN_CODECS = tuple(CODEC_DEFAULTS)
+HARDWARE_SUFFIXES = ("_nvenc", "_qsv", "_amf", "_vaapi", "_videotoolbox")
+# Intermediate codecs whose profile fixes the pixel format (ProRes 4444 and DNxHR 444 are 4:4:4,
+# HQX and every ProRes 4:2:2 profile 10-bit): a profile here overrides the format that would follow
+# the source, so `--preset 4444` alone gives a file that opens.
+PROFILE_PIX_FMTS = {
+    "prores_ks": {
+        **dict.fromkeys(("proxy", "lt", "standard", "hq"), "yuv422p10le"),
+        **dict.fromkeys(("4444", "4444xq"), "yuv444p10le"),
+    },
+    "dnxhd": {
+        **dict.fromkeys(("dnxhr_lb", "dnxhr_sq", "dnxhr_hq"), "yuv422p"),
+        "dnxhr_hqx": "yuv422p10le",
+        "dnxhr_444": "yuv444p10le",
+    },
+}
+# FFmpeg's DNxHR encoder refuses smaller frames (dnxhdenc.c), with a message vfi's quiet log hides.
+DNXHR_MIN_SIZE = (256, 120)
+# DNxHR's 8-bit profiles would cut a 10-bit source's depth; HQX is its 10-bit 4:2:2 profile.
+DEEP_PROFILE_DEFAULTS = {"dnxhd": "dnxhr_hqx"}
+# Names users type for the intermediates -> the encoder vfi uses (FFmpeg's own `prores` is the
+# older prores_aw, which takes no named profile; `dnxhr` is no FFmpeg name at all).
+CODEC_ALIASES = {"prores": "prores_ks", "dnxhr": "dnxhd"}
+# Codecs MP4 cannot hold: with no -o, their output goes to .mov (editors' container for them).
+MOV_CODECS = ("prores_ks", "prores", "prores_aw", "dnxhd")
 SEGMENT_SECONDS = 4  # journal granularity; also a natural keyframe interval
 
 
@@ -73,11 +100,9 @@ class EncodePlan:
 
     @property
     def segment_container(self) -> str:
-        return (
-            "mp4"
-            if self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
-            else "matroska"
-        )
+        if self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc"):
+            return "mp4"
+        return "mov" if self.codec == "dnxhd" else "matroska"  # Matroska has no DNxHD mapping
 
     def describe(self) -> str:
         opts = " ".join(f"{k}={v}" for k, v in self.options.items())
@@ -85,6 +110,10 @@ class EncodePlan:
         if (self.width, self.height) != (self.src_width, self.src_height):
             size += f" (padded from {self.src_width}x{self.src_height})"
         return f"{self.codec} {self.pix_fmt} {size} {opts}".strip()
+
+
+def is_hardware(codec: str) -> bool:
+    return codec.endswith(HARDWARE_SUFFIXES)
 
 
 def default_codec(container: str, source_depth: int) -> str:
@@ -137,11 +166,12 @@ def plan_encoding(
     container = container_for(out_path)
     if codec is None:
         codec = default_codec(container, source_depth)
+    codec = CODEC_ALIASES.get(codec.lower(), codec)
     try:
         av_codec = av.codec.Codec(codec, "w")
     except av.codec.codec.UnknownCodecError:
         # Suggest only what this build has: wheels differ (e.g. no libaom-av1 in PyAV's).
-        have = [c for c in KNOWN_CODECS if c in av.codecs_available and "_" not in c]
+        have = [c for c in KNOWN_CODECS if c in av.codecs_available and not is_hardware(c)]
         raise VfiError(
             f"encoder {codec!r} is not available in this FFmpeg build; try {', '.join(have)}"
         ) from None
@@ -152,13 +182,13 @@ def plan_encoding(
     _check_container_accepts(container, av_codec.name, out_path)
     warnings: list[str] = []
     formats = [f.name for f in av_codec.video_formats or ()]
-    chosen = _choose_pix_fmt(pix_fmt, formats, source_pix_fmt, source_depth, codec, warnings)
 
     opts: dict[str, str] = {}
     crf_key, crf_default, preset_key, preset_default = CODEC_DEFAULTS.get(codec, (None,) * 4)
     if crf is not None:
         if crf_key is None:
-            raise VfiError(f"{codec} takes no --crf (it is lossless or rate-controlled by -e)")
+            why = "its --preset (profile) sets the quality" if preset_key else "it is lossless"
+            raise VfiError(f"{codec} takes no --crf ({why}; other settings go in -e key=value)")
         if not 0 <= crf <= 63:
             raise VfiError(f"--crf must be between 0 and 63, got {crf}")
     if crf_key:
@@ -166,16 +196,31 @@ def plan_encoding(
     if codec == "libvpx-vp9":
         opts.update({"b": "0", "row-mt": "1", "deadline": "good"})
     if preset_key:
-        opts[preset_key] = str(preset if preset is not None else preset_default)
+        default = _default_profile(codec, source_pix_fmt, source_depth) or preset_default
+        opts[preset_key] = str(preset if preset is not None else default)
     elif preset is not None:
         raise VfiError(f"{codec} takes no --preset; set encoder options with -e key=value")
     opts.update(options or {})
+    profile_fmt = PROFILE_PIX_FMTS.get(codec, {}).get(opts.get(preset_key or "", ""))
+    chosen = _choose_pix_fmt(
+        pix_fmt or profile_fmt, formats, source_pix_fmt, source_depth, codec, warnings
+    )
+    if profile_fmt and not pix_fmt and bit_depth(profile_fmt) < source_depth:
+        warnings.append(
+            f"{codec} {opts[preset_key]} is 8-bit: the source's {source_depth} bits are cut "
+            f"({DEEP_PROFILE_DEFAULTS.get(codec, 'another profile')} keeps them)"
+        )
     if hdr10 is not None and not hdr.add_to_options(codec, hdr10, opts):
         warnings.append(
             f"{codec} cannot carry the source's {hdr10.describe()}: players will assume "
             "defaults (libx265 and libsvtav1 keep it)"
         )
 
+    if codec == "dnxhd" and (width < DNXHR_MIN_SIZE[0] or height < DNXHR_MIN_SIZE[1]):
+        raise VfiError(
+            f"DNxHR needs frames of at least {DNXHR_MIN_SIZE[0]}x{DNXHR_MIN_SIZE[1]}, this video "
+            f"is {width}x{height}; use --codec prores or ffv1"
+        )
     fmt = av.VideoFormat(chosen)
     w, h = width, height
     # Subsampled chroma needs even sizes: repeat the last column/row (H.264 & co. cannot crop odd).
@@ -210,12 +255,25 @@ def plan_encoding(
     )
 
 
+def _default_profile(codec: str, source_pix_fmt: str, source_depth: int) -> str | None:
+    """The intermediate codecs' profile that keeps the source: 4:4:4 stays 4:4:4, 10-bit 10-bit."""
+    if codec not in PROFILE_PIX_FMTS:
+        return None
+    full_chroma = source_pix_fmt.startswith(("yuv444", "yuvj444", "gbr", "rgb", "bgr"))
+    if full_chroma:
+        return {"prores_ks": "4444", "dnxhd": "dnxhr_444"}[codec]
+    if source_depth > 8:
+        return DEEP_PROFILE_DEFAULTS.get(codec)
+    return None
+
+
 def _subsampled(fmt, axis: str) -> bool:
     probe = 4
     return (fmt.chroma_width(probe) if axis == "w" else fmt.chroma_height(probe)) < probe
 
 
-def _check_container_accepts(container: str, codec_name: str, out_path: Path) -> None:
+def container_holds(container: str, codec_name: str) -> bool:
+    """Whether FFmpeg's ``container`` muxer takes ``codec_name`` video (an encoder's name)."""
     import io
 
     import av
@@ -223,16 +281,22 @@ def _check_container_accepts(container: str, codec_name: str, out_path: Path) ->
     out = av.open(io.BytesIO(), "w", format=container)
     try:
         supported = getattr(out, "supported_codecs", None)
-        if supported is not None and av.codec.Codec(codec_name, "w").name not in supported:
-            # Encoders are named libx264 etc.; containers list codec names (h264).
-            base = av.codec.Codec(codec_name, "w").canonical_name
-            if base not in supported:
-                raise VfiError(
-                    f"{out_path.suffix} files cannot hold {codec_name} video; pick another --codec "
-                    "or another output extension (.mkv holds nearly everything)"
-                )
+        if supported is None:
+            return True
+        # Encoders are named libx264 etc.; containers list codec names (h264).
+        codec = av.codec.Codec(codec_name, "w")
+        return codec.name in supported or codec.canonical_name in supported
     finally:
         out.close()
+
+
+def _check_container_accepts(container: str, codec_name: str, out_path: Path) -> None:
+    if not container_holds(container, codec_name):
+        holder = ".mov" if codec_name in MOV_CODECS else ".mkv"
+        raise VfiError(
+            f"{out_path.suffix} files cannot hold {codec_name} video; pick another --codec "
+            f"or another output extension ({holder} holds it)"
+        )
 
 
 def _choose_pix_fmt(requested, formats, source_pix_fmt, source_depth, codec, warnings) -> str:
@@ -381,7 +445,7 @@ def check_encoder_opens(
         settings = " ".join(f"{k}={v}" for k, v in options.items()) or "its defaults"
         hint = (
             "it needs a GPU and driver with that hardware encoder; pick a software --codec"
-            if codec.endswith(("_nvenc", "_qsv", "_amf", "_vaapi", "_videotoolbox"))
+            if is_hardware(codec)
             else "check --preset, --crf and -e"
         )
         raise VfiError(

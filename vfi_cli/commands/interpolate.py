@@ -59,11 +59,13 @@ Examples:
 @click.option(
     "--codec",
     help="Encoder: libx264 (default; libx265 for 10-bit sources), libvpx-vp9, libsvtav1, "
-    "ffv1, ... or a format: h264, hevc, av1.",
+    "ffv1, prores (.mov), dnxhr (.mov), ... or a format: h264, hevc, av1.",
 )
 @click.option("--crf", type=int, help="Constant quality (lower is better).")
 @click.option(
-    "--preset", help="Encoder speed preset (libx264: ultrafast ... veryslow; default veryfast)."
+    "--preset",
+    help="Encoder speed preset (libx264: ultrafast ... veryslow; default veryfast); for ProRes "
+    "and DNxHR the profile (proxy, lt, standard, hq, 4444, 4444xq; dnxhr_lb ... dnxhr_444).",
 )
 @click.option("--pix-fmt", help="Pixel format (default: the source's, bit depth kept).")
 @click.option(
