@@ -17,7 +17,7 @@ from pathlib import Path
 from engine.errors import VfiError
 from engine.timing import Timing, make_timing
 
-VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".nut")
+VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".nut", ".gif")
 # GPU memory one forward may use by default (weights, pipeline buffers and the CUDA allocator's
 # slack come on top): whole 4K frames of vfi-s fit, and the whole run stays within 8 GiB. More does
 # not make it faster: a batch of several 1080p frames already fits, a 4K frame alone fills the GPU.
@@ -104,6 +104,7 @@ class Plan:
             "rotation": s.rotation,
             "interlaced": s.interlaced,
             "hdr10": s.hdr10.describe() if s.hdr10 else "",
+            "transparent": s.transparent,
             "deinterlace": self.deinterlace,
             "output": str(self.output),
             "output_kind": self.output_kind,
@@ -153,10 +154,10 @@ def default_output(inputs: list[Path], options: Options) -> Path:
 
 
 def _holding_ext(ext: str, codec: str | None) -> str:
-    """``ext``, or where its container cannot hold ``codec``: .mov for ProRes/DNxHR, else .mkv."""
+    """``ext``, or where its container cannot hold ``codec`` the codec's own (writer.holding_ext)."""
     import av
 
-    from engine.video.writer import CODEC_ALIASES, CONTAINERS, MOV_CODECS, container_holds
+    from engine.video.writer import CODEC_ALIASES, CONTAINERS, container_holds, holding_ext
 
     if not codec:
         return ext
@@ -165,9 +166,7 @@ def _holding_ext(ext: str, codec: str | None) -> str:
         codec = av.codec.Codec(codec, "w").name  # h264 -> libx264
     except (av.codec.codec.UnknownCodecError, ValueError):
         return ext  # plan_encoding says what is wrong with it
-    if container_holds(CONTAINERS[ext], codec):
-        return ext
-    return ".mov" if codec in MOV_CODECS else ".mkv"
+    return ext if container_holds(CONTAINERS[ext], codec) else holding_ext(codec)
 
 
 DEINTERLACE_MODES = ("auto", "on", "off")
@@ -261,6 +260,11 @@ def make_plan(
         )
 
     deinterlace = _resolve_deinterlace(options.deinterlace, info, warnings)
+    if info.transparent:
+        warnings.append(
+            f"{info.path.name} has transparency (alpha): vfi interpolates colour only, so the "
+            "output is opaque and transparent areas show the colour stored under them"
+        )
 
     pair_times: list[Fraction] = []
     if info.kind == "pair":

@@ -79,6 +79,7 @@ class SourceInfo:
     chapters: int = 0
     interlaced: str = ""  # "tff" / "bff" (field order), "interlaced" (order unsaid), or ""
     hdr10: object = None  # engine.video.hdr.Hdr10 of the first frame, or None
+    transparent: bool = False  # the first frame has an alpha channel that is not all opaque
 
     @property
     def duration(self) -> Fraction:
@@ -385,6 +386,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         rotation = int(getattr(first, "rotation", 0) or 0)
         interlaced = _interlacing(first, cc)
         hdr10 = read_hdr10(first)
+        transparent = is_transparent(first)
         others = [_stream_info(s) for s in container.streams if s is not stream]
         chapters = len(container.chapters()) if hasattr(container, "chapters") else 0
         format_name = container.format.name
@@ -432,6 +434,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         chapters=chapters,
         interlaced=interlaced,
         hdr10=hdr10,
+        transparent=transparent,
     )
 
 
@@ -447,6 +450,14 @@ def _interlacing(first_frame, cc) -> str:
     if order in _BOTTOM_FIRST:
         return "bff"
     return "interlaced" if getattr(first_frame, "interlaced_frame", False) else ""
+
+
+def is_transparent(frame) -> bool:
+    """Whether a decoded frame has alpha below opaque anywhere (GIF decodes to bgra even when
+    nothing in it is transparent, so the format alone does not say)."""
+    if not any(c.is_alpha for c in frame.format.components):
+        return False
+    return bool((frame.to_ndarray(format="rgba")[..., 3] < 255).any())
 
 
 def _is_cover_art(stream) -> bool:
@@ -620,6 +631,7 @@ class ImageSequence(Source):
             depth=depth,
             color=ColorInfo(matrix=1, range=2, primaries=1, trc=13),  # images: sRGB
             tick=1 / rate,
+            transparent=is_transparent(first),
         )
 
     def frames(

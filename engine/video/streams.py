@@ -11,6 +11,7 @@ Decided once, before any work, so that ``vfi probe`` / ``--dry-run`` show exactl
   SubRip for Matroska, WebVTT for WebM; styling is lost: a warning says so); bitmap ones are dropped.
 - attachments (fonts in Matroska): copied where the container has attachments, else dropped.
 - data streams (timecode tracks) and extra video streams: dropped, listed in the plan.
+- GIF output holds pictures only: audio (with a warning) and subtitles are dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from engine.video.reader import StreamInfo
 
 TEXT_SUBS = ("subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text")
+PICTURE_ONLY = ("gif",)  # containers with no audio or subtitle streams at all
 TEXT_TARGET = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}
 
 
@@ -73,6 +75,11 @@ def plan_streams(
     for s in streams:
         if container is None:
             actions.append(StreamAction(s, "drop", note="frames are written as images"))
+        elif container in PICTURE_ONLY and s.type in ("audio", "subtitle"):
+            warn = s.type == "audio" and not no_audio
+            actions.append(
+                StreamAction(s, "drop", note=f"{container} holds pictures only", warn=warn)
+            )
         elif s.type == "audio":
             actions.append(_audio_action(s, container, ok, no_audio=no_audio, slowmo=slowmo))
         elif s.type == "subtitle":

@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.errors import VfiError, short_reason
-from engine.video import hdr
+from engine.video import gif, hdr
 from engine.video.color import TV, ColorInfo, bit_depth, rgb_format
 
 # Output file extension -> FFmpeg muxer.
@@ -32,6 +32,7 @@ CONTAINERS = {
     ".mkv": "matroska",
     ".webm": "webm",
     ".nut": "nut",
+    ".gif": "gif",
 }
 # Codec -> (CRF option name or None, default CRF, default preset option, default preset value).
 # libx264 defaults to `veryfast` (as HandBrake's "Fast" presets do): at CRF 18 it measured 1.0-1.4 dB
@@ -48,6 +49,7 @@ CODEC_DEFAULTS = {
     # Editing intermediates: the profile is their quality knob, so --preset names it.
     "prores_ks": (None, None, "profile", "hq"),
     "dnxhd": (None, None, "profile", "dnxhr_hq"),
+    "gif": (None, None, None, None),  # 256 colours a frame (engine.video.gif), then lossless
     "h264_nvenc": ("cq", "19", "preset", "p4"),
     "hevc_nvenc": ("cq", "21", "preset", "p4"),
     "av1_nvenc": ("cq", "28", "preset", "p4"),
@@ -102,7 +104,9 @@ class EncodePlan:
     def segment_container(self) -> str:
         if self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc"):
             return "mp4"
-        return "mov" if self.codec == "dnxhd" else "matroska"  # Matroska has no DNxHD mapping
+        if self.codec in ("dnxhd", "gif"):  # Matroska has no DNxHD or GIF mapping
+            return "mov" if self.codec == "dnxhd" else "nut"
+        return "matroska"
 
     def describe(self) -> str:
         opts = " ".join(f"{k}={v}" for k, v in self.options.items())
@@ -126,6 +130,8 @@ def default_codec(container: str, source_depth: int) -> str:
 
     if container == "webm":
         return "libvpx-vp9"
+    if container == "gif":
+        return "gif"
     if source_depth > 8 and "libx265" in av.codecs_available:
         return "libx265"
     return "libx264"
@@ -195,6 +201,8 @@ def plan_encoding(
         opts[crf_key] = str(crf if crf is not None else crf_default)
     if codec == "libvpx-vp9":
         opts.update({"b": "0", "row-mt": "1", "deadline": "good"})
+    if codec == "gif":
+        opts.update(gif.ENCODER_OPTIONS)
     if preset_key:
         default = _default_profile(codec, source_pix_fmt, source_depth) or preset_default
         opts[preset_key] = str(preset if preset is not None else default)
@@ -202,6 +210,11 @@ def plan_encoding(
         raise VfiError(f"{codec} takes no --preset; set encoder options with -e key=value")
     opts.update(options or {})
     profile_fmt = PROFILE_PIX_FMTS.get(codec, {}).get(opts.get(preset_key or "", ""))
+    if codec == "gif":
+        profile_fmt = "pal8"  # 256 colours, a palette per frame (engine.video.gif)
+        warnings += [w for w in (gif.rate_warning(Fraction(rate)),) if w]
+        if source_depth > 8:
+            warnings.append(f"GIF holds 8 bits per channel: the source's {source_depth} are cut")
     chosen = _choose_pix_fmt(
         pix_fmt or profile_fmt, formats, source_pix_fmt, source_depth, codec, warnings
     )
@@ -292,11 +305,17 @@ def container_holds(container: str, codec_name: str) -> bool:
 
 def _check_container_accepts(container: str, codec_name: str, out_path: Path) -> None:
     if not container_holds(container, codec_name):
-        holder = ".mov" if codec_name in MOV_CODECS else ".mkv"
         raise VfiError(
             f"{out_path.suffix} files cannot hold {codec_name} video; pick another --codec "
-            f"or another output extension ({holder} holds it)"
+            f"or another output extension ({holding_ext(codec_name)} holds it)"
         )
+
+
+def holding_ext(codec_name: str) -> str:
+    """The output extension for an encoder whose container the user did not name."""
+    if codec_name == "gif":
+        return ".gif"
+    return ".mov" if codec_name in MOV_CODECS else ".mkv"  # Matroska holds nearly everything
 
 
 def _choose_pix_fmt(requested, formats, source_pix_fmt, source_depth, codec, warnings) -> str:
@@ -327,6 +346,10 @@ def rgb_to_frame(rgb, plan: EncodePlan):
     import av
     import numpy as np
 
+    if plan.pix_fmt == "pal8":  # GIF: 8-bit RGB to a palette of its own; no Y'CbCr, no tags
+        if rgb.dtype == np.uint16:
+            rgb = ((rgb.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return gif.quantize(np.ascontiguousarray(rgb))
     if plan.depth == 16 and rgb.dtype != np.uint16:
         rgb = rgb.astype(np.uint16)
     ph, pw = plan.height - rgb.shape[0], plan.width - rgb.shape[1]
@@ -400,6 +423,9 @@ class SegmentWriter:
         import av
 
         frame = rgb if isinstance(rgb, av.VideoFrame) else rgb_to_frame(rgb, self.plan)
+        # pts counts frames; a frame out of a filter graph (GIF's palette) carries the graph's
+        # time base, which PyAV would otherwise rescale the count from.
+        frame.time_base = 1 / self.plan.rate
         frame.pts = self.count
         self.count += 1
         self._mux(self.stream.encode(frame))
