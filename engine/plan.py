@@ -35,7 +35,9 @@ class Options:
     scene_threshold: float = 0.12
     dedup: bool = False
     dup_threshold: float = 0.02
-    deinterlace: str = "auto"  # "auto" (when the video says it is interlaced) | "on" | "off"
+    deinterlace: str = (
+        "auto"  # "auto" (when the video says it is interlaced) | "on" | "off" | "ivtc"
+    )
     no_audio: bool = False
     codec: str | None = None
     crf: int | None = None
@@ -82,7 +84,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     batch: int = 1  # output frames per forward (the largest up to Options.batch within the budget)
     compile: bool = False  # torch.compile the forward
-    deinterlace: bool = False  # bwdif before the model (engine.video.reader.bwdif)
+    deinterlace: str = ""  # "", "bwdif" or "ivtc", before the model (engine.video.fields)
+    # ivtc: the telecined stream's own rate and frame count (``source`` describes the film frames)
+    telecined: tuple[Fraction, int] | None = None
 
     @property
     def out_duration(self) -> Fraction:
@@ -106,6 +110,11 @@ class Plan:
             "hdr10": s.hdr10.describe() if s.hdr10 else "",
             "transparent": s.transparent,
             "deinterlace": self.deinterlace,
+            "telecined": (
+                {"rate": _q(self.telecined[0]), "frames": self.telecined[1]}
+                if self.telecined
+                else None
+            ),
             "output": str(self.output),
             "output_kind": self.output_kind,
             "output_rate": _q(t.out_rate),
@@ -169,25 +178,32 @@ def _holding_ext(ext: str, codec: str | None) -> str:
     return ext if container_holds(CONTAINERS[ext], codec) else holding_ext(codec)
 
 
-DEINTERLACE_MODES = ("auto", "on", "off")
+DEINTERLACE_MODES = ("auto", "on", "off", "ivtc")
 
 
-def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> bool:
-    """Whether to deinterlace: "auto" does when the video says it is interlaced."""
+def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
+    """ "bwdif", "ivtc" or "": "auto" deinterlaces when the video says it is interlaced."""
     if mode not in DEINTERLACE_MODES:
         raise VfiError(f"--deinterlace takes {', '.join(DEINTERLACE_MODES)}, not {mode!r}")
     if info.kind != "video":
-        if mode == "on":
-            warnings.append("--deinterlace applies to video files only: ignored")
-        return False
+        if mode in ("on", "ivtc"):
+            warnings.append(f"--deinterlace {mode} applies to video files only: ignored")
+        return ""
     if mode == "off":
         if info.interlaced:
             warnings.append(
                 f"the video is interlaced ({info.interlaced}) and --deinterlace is off: the "
                 "fields' combing is interpolated as if it were picture"
             )
-        return False
-    return mode == "on" or bool(info.interlaced)
+        return ""
+    if mode == "ivtc":
+        if not info.interlaced:
+            warnings.append(
+                "--deinterlace ivtc on a video that says it is progressive: it drops one frame "
+                "in five, which is right only for film telecined to 29.97 fps"
+            )
+        return "ivtc"
+    return "bwdif" if mode == "on" or info.interlaced else ""
 
 
 def _num(x) -> str:
@@ -260,6 +276,12 @@ def make_plan(
         )
 
     deinterlace = _resolve_deinterlace(options.deinterlace, info, warnings)
+    telecined = None
+    if deinterlace == "ivtc":
+        from engine.video.fields import film_info
+
+        telecined = (info.rate, info.frame_count)
+        info = film_info(info)  # the rate, count and times the model will see
     if info.transparent:
         warnings.append(
             f"{info.path.name} has transparency (alpha): vfi interpolates colour only, so the "
@@ -350,6 +372,7 @@ def make_plan(
         inputs=inputs,
         warnings=warnings,
         deinterlace=deinterlace,
+        telecined=telecined,
         batch=batch,
         compile=options.compile,
     )

@@ -216,6 +216,34 @@ def interlaced_clip(path, frames: int = 8, rate: Fraction = Fraction(25)) -> Pat
     return Path(path)
 
 
+def telecined_clip(path, film_frames: int = 24) -> Path:
+    """Film pictures (interlaced_scene) in 29.97 fps video by 2:3 pulldown, top field first.
+
+    Film picture k gives 2 fields when k is even, 3 when odd: per 4 pictures, 5 frames, of which
+    2 weave two different pictures. Lossless H.264, flagged interlaced.
+    """
+    import av
+
+    film = interlaced_scene(film_frames)
+    fields = [pic for k, pic in enumerate(film) for _ in range(2 if k % 2 == 0 else 3)]
+    rate = Fraction(30000, 1001)
+    height, width = film[0].shape[:2]
+    out = av.open(str(path), "w")
+    stream = out.add_stream("libx264", rate=rate)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+    stream.time_base = 1 / rate
+    stream.codec_context.options = {"preset": "ultrafast", "qp": "0", "x264-params": "tff=1"}
+    for i in range(len(fields) // 2):
+        woven = fields[2 * i].copy()
+        woven[1::2] = fields[2 * i + 1][1::2]
+        frame = av.VideoFrame.from_ndarray(woven, format="rgb24")
+        frame.pts = i
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+    out.close()
+    return Path(path)
+
+
 # A typical HDR10 grade: BT.2020 primaries, D65, a 1000-nit mastering display; MaxCLL / MaxFALL.
 HDR10_X265 = (
     "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"

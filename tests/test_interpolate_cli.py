@@ -505,7 +505,7 @@ def test_interlaced_video_is_deinterlaced(tmp_path):
     truth = clips.interlaced_scene(16)[::2]
     r = ok("probe", src, "--json")
     plan = json.loads(r.stdout)
-    assert (plan["interlaced"], plan["deinterlace"]) == ("tff", True)
+    assert (plan["interlaced"], plan["deinterlace"]) == ("tff", "bwdif")
 
     def psnr_to_truth(directory):
         frames = pngs(directory)
@@ -524,9 +524,58 @@ def test_interlaced_video_is_deinterlaced(tmp_path):
     assert len(decoded_frames(tmp_path / "o.mkv")) == 16  # times kept: 2x of 8 frames
 
 
+def test_telecined_film_gets_its_frames_back(tmp_path):
+    # 24 film pictures in 30 frames by 2:3 pulldown. ivtc: the 24 pictures themselves, at 23.976
+    # fps, and 2x makes 47.952 fps whose even frames are those pictures. Deinterlacing instead
+    # keeps 30 frames a second, 2 of every 5 made of two pictures' fields.
+    src = clips.telecined_clip(tmp_path / "t.mp4", film_frames=24)
+    film = clips.interlaced_scene(24)
+    plan = json.loads(ok("probe", src, "--deinterlace", "ivtc", "--json").stdout)
+    assert plan["deinterlace"] == "ivtc" and plan["frames_in"] == 24
+    assert plan["telecined"] == {"rate": {"exact": "30000/1001", "value": 30000 / 1001},
+                                 "frames": 30}  # fmt: skip
+    assert plan["input_rate"]["exact"] == "24000/1001"
+    assert plan["output_rate"]["exact"] == "48000/1001" and plan["frames_out"] == 48
+    r = ok("probe", src, "--deinterlace", "ivtc")
+    assert "inverse telecine: 30 frames at 30000/1001" in r.output, r.output
+
+    def psnr(a, b):
+        return 10 * np.log10(255**2 / max(np.mean((a.astype(float) - b) ** 2), 1e-3))
+
+    out = tmp_path / "ivtc"
+    out.mkdir()
+    ok("interpolate", src, "-o", out, "--model", "blend", "--deinterlace", "ivtc")
+    frames = pngs(out)
+    assert len(frames) == 48
+    assert min(psnr(f, p) for f, p in zip(frames[::2], film, strict=True)) > 40
+    # Times: 2x of the film rate, exactly (no 3:2 cadence left in them).
+    ok("interpolate", src, "-o", tmp_path / "o.mkv", "--model", "blend", "--deinterlace", "ivtc")
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        times = [f.time for f in c.decode(video=0)]
+    assert len(times) == 48
+    assert np.allclose(np.diff(times), 1001 / 48000, atol=1.5e-3)  # Matroska's 1 ms clock
+    # bwdif on the same input: 30 frames a second showing 24 pictures, some twice in a row (the
+    # 3:2 judder that interpolation would then smear into every new frame).
+    bw = tmp_path / "bwdif"
+    bw.mkdir()
+    ok("interpolate", src, "-o", bw, "--model", "blend", "--factor", "1", "--deinterlace", "on")
+    shown = [max(range(24), key=lambda k: psnr(f, film[k])) for f in pngs(bw)]
+    assert len(shown) == 30 and len(set(shown)) < 30 and shown == sorted(shown), shown
+
+
+def test_ivtc_needs_telecine_rates(tmp_path):
+    src = clips.interlaced_clip(tmp_path / "pal.mkv", frames=4)  # 25 fps
+    r = vfi("interpolate", src, "--deinterlace", "ivtc", "--model", "blend")
+    assert r.exit_code == 1 and "undoes 2:3 pulldown in 29.97 or 30 fps video" in r.output
+    assert "this one is 25 fps" in r.output and "Traceback" not in r.output
+    progressive = clips.make_clip(tmp_path / "p.mp4", frames=10, rate=Q(30000, 1001))
+    r = ok("probe", progressive, "--deinterlace", "ivtc")
+    assert "says it is progressive: it drops one frame in five" in r.output
+
+
 def test_progressive_video_is_left_alone(cfr, tmp_path):
     plan = json.loads(ok("probe", cfr, "--json").stdout)
-    assert (plan["interlaced"], plan["deinterlace"]) == ("", False)
+    assert (plan["interlaced"], plan["deinterlace"]) == ("", "")
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     ok("interpolate", cfr, "-o", a, "--factor", "1", "--model", "blend")

@@ -74,5 +74,7 @@ DEINTERLACE_OPTION = click.option(
     type=click.Choice(DEINTERLACE_MODES),
     default="auto",
     show_default=True,
-    help="Fields to frames first (bwdif; 1080i, DV): auto when the video says it is interlaced.",
+    help="Fields to frames first (bwdif; 1080i, DV): auto when the video says it is interlaced. "
+    "ivtc: film telecined to 29.97 fps (2:3 pulldown, NTSC DVD and broadcast) back to its 23.976 "
+    "film frames.",
 )

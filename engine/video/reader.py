@@ -9,9 +9,10 @@ format of :mod:`engine.video.color` (uint8 for 8-bit sources, uint16 for deeper 
 Damaged input: packets that fail to decode are skipped and counted (``Source.errors``); what can be
 read is used and the caller says so. Frames whose time does not increase are dropped.
 
-Interlaced video (``SourceInfo.interlaced``): ``frames(deinterlace=True)`` turns each frame's two
-fields into one progressive frame with FFmpeg's ``bwdif`` (one frame out per frame in, times kept),
-before the RGB conversion; the model then never sees the fields' combing.
+Interlaced video (``SourceInfo.interlaced``): ``frames(deinterlace="bwdif")`` turns each frame's
+two fields into one progressive frame (one frame out per frame in, times kept); ``"ivtc"`` undoes
+2:3 pulldown (film frames back, 4 of every 5, at the film rate). Both before the RGB conversion:
+see :mod:`engine.video.fields`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from engine.errors import VfiError, short_reason
 from engine.timing import is_vfr, snap_to_grid
+from engine.video import fields
 from engine.video.color import ColorInfo, bit_depth, color_info, is_rgb, rgb_format
 from engine.video.hdr import read_hdr10
 
@@ -177,11 +179,12 @@ class Source:
     dropped: int = 0  # frames dropped because their time did not increase
 
     def frames(
-        self, thumb_width: int | None = None, deinterlace: bool = False
+        self, thumb_width: int | None = None, deinterlace: str = ""
     ) -> Iterator[SourceFrame]:
         """Decoded frames in order; with ``thumb_width``, each with a luma thumbnail that wide.
 
-        ``deinterlace``: video files only (see the module docstring); image frames are progressive.
+        ``deinterlace``: "", "bwdif" or "ivtc", video files only (see the module docstring); image
+        frames are progressive.
         """
         raise NotImplementedError
 
@@ -200,7 +203,7 @@ class VideoFile(Source):
     def frames(
         self,
         thumb_width: int | None = None,
-        deinterlace: bool = False,
+        deinterlace: str = "",
         converters: int | None = None,
     ) -> Iterator[SourceFrame]:
         """Decode in this thread, convert to RGB (+ thumbnail) in ``converters`` threads.
@@ -219,19 +222,23 @@ class VideoFile(Source):
             stream = container.streams[info.video_index]
             configure_decoder(stream)
             tb = to_fraction(stream.time_base) or Fraction(1, 1000)
-            step = 1 / info.rate
+            rate = info.rate
+            decoded = self._decoded(container, stream)
+            if deinterlace == "ivtc":
+                decoded = fields.inverse_telecine(decoded, stream, info.interlaced, info.rate)
+                rate = info.rate * fields.FILM_RATIO
+            elif deinterlace:
+                decoded = fields.bwdif(decoded, stream, info.interlaced)
+            step = 1 / rate
             last: Fraction | None = None
             index = 0
-            decoded = self._decoded(container, stream)
-            if deinterlace:
-                decoded = bwdif(decoded, stream, info.interlaced)
             for frame in decoded:
                 if frame.pts is None:
                     time = info.start if last is None else last + step
-                else:  # the frame's own time base: bwdif hands frames back in half the stream's
+                else:  # the frame's own time base: the filters hand frames back in their own
                     time = frame.pts * (to_fraction(frame.time_base) or tb)
                 if not info.vfr:
-                    time = snap_to_grid(time, info.start, info.rate, info.tick)
+                    time = snap_to_grid(time, info.start, rate, info.tick)
                 if last is not None and time <= last:
                     self.dropped += 1
                     continue
@@ -259,38 +266,6 @@ class VideoFile(Source):
                 self.errors += 1
                 continue
             yield from frames
-
-
-def bwdif(frames, stream, interlaced: str):
-    """Interlaced ``frames`` of ``stream`` -> progressive ones, one per frame, same times.
-
-    FFmpeg's bwdif (w3fdif-style, with yadif's edge checks), every frame treated as interlaced: the
-    caller decided the stream is. ``interlaced`` gives the field order ("tff" / "bff"); otherwise
-    the frames' own flags decide, top field first where they say nothing.
-    """
-    import av
-
-    parity = {"tff": "tff", "bff": "bff"}.get(interlaced, "auto")
-    graph = av.filter.Graph()
-    src = graph.add_buffer(template=stream)
-    deint = graph.add("bwdif", f"mode=send_frame:parity={parity}:deint=all")
-    sink = graph.add("buffersink")
-    src.link_to(deint)
-    deint.link_to(sink)
-    graph.configure()
-
-    def ready():
-        while True:
-            try:
-                yield graph.pull()
-            except (av.error.BlockingIOError, av.error.EOFError):
-                return
-
-    for frame in frames:
-        graph.push(frame)
-        yield from ready()
-    graph.push(None)  # flush: bwdif holds one frame back to see the next one's fields
-    yield from ready()
 
 
 def default_converters() -> int:
@@ -635,7 +610,7 @@ class ImageSequence(Source):
         )
 
     def frames(
-        self, thumb_width: int | None = None, deinterlace: bool = False
+        self, thumb_width: int | None = None, deinterlace: str = ""
     ) -> Iterator[SourceFrame]:
         import torch
 

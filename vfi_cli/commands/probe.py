@@ -27,7 +27,13 @@ def render_plan(plan: dict, echo=click.echo) -> None:
         f"        {plan['frames_in']} frames, {rate_kind} {q(plan['input_rate'])} fps, "
         f"{plan['input_duration']['value']:.3f} s{rot}"
     )
-    if plan.get("deinterlace"):
+    if plan.get("telecined"):
+        tele = plan["telecined"]
+        echo(
+            f"        inverse telecine: {tele['frames']} frames at {q(tele['rate'])} fps in "
+            "(fieldmatch + decimate), the film frames above out"
+        )
+    elif plan.get("deinterlace"):
         echo("        deinterlace: bwdif, one progressive frame per frame (times kept)")
     echo(f"output  {plan['output']} ({plan['output_kind']})")
     slow = f", slow motion x{q(plan['slowmo'])}" if plan["slowmo"]["value"] != 1 else ""

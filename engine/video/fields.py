@@ -1,0 +1,102 @@
+"""Fields to frames: deinterlacing (bwdif) and inverse telecine (fieldmatch + decimate).
+
+Both run in the reader, on decoded frames, before the RGB conversion: the model never sees combing.
+
+- ``bwdif``: video shot interlaced (1080i, DV): every frame's two fields become one progressive
+  frame, one frame out per frame in, times kept.
+- ``ivtc``: film (24 frames per second) carried in 60i by 2:3 pulldown: of every 5 interlaced
+  frames, 3 are whole film frames and 2 weave fields of two different film frames. ``fieldmatch``
+  pairs each field with the field of its own film frame, ``yadif`` deinterlaces what has no match
+  (video-shot inserts), and ``decimate`` drops the one duplicate of each cycle of 5: the film's
+  own frames come back, at 4/5 of the rate (29.97 -> 23.976 fps), with no blended or combed frame.
+  Interpolating the telecined frames instead would carry the 3:2 judder into every new frame.
+
+Times after ``ivtc``: the n-th kept frame is at ``start + n / film_rate`` (decimate's output is
+constant-rate); ``n - n // 5`` frames come out of ``n`` (a last, partial cycle is kept whole).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from fractions import Fraction
+
+from engine.errors import VfiError
+
+PULLDOWN_CYCLE = 5  # interlaced frames per 4 film frames in 2:3 pulldown
+FILM_RATIO = Fraction(PULLDOWN_CYCLE - 1, PULLDOWN_CYCLE)
+# Frame rates that carry 2:3 pulldown: NTSC 29.97 and its integer twin 30.
+TELECINE_RATES = (Fraction(30000, 1001), Fraction(30))
+
+
+def bwdif(frames, stream, interlaced: str):
+    """Interlaced ``frames`` of ``stream`` -> progressive ones, one per frame, same times.
+
+    FFmpeg's bwdif (w3fdif-style, with yadif's edge checks), every frame treated as interlaced: the
+    caller decided the stream is. ``interlaced`` gives the field order ("tff" / "bff"); otherwise
+    the frames' own flags decide, top field first where they say nothing.
+    """
+    parity = {"tff": "tff", "bff": "bff"}.get(interlaced, "auto")
+    return _filter(frames, stream, [("bwdif", f"mode=send_frame:parity={parity}:deint=all")])
+
+
+def inverse_telecine(frames, stream, interlaced: str, rate: Fraction):
+    """Telecined ``frames`` (2:3 pulldown at ``rate``) -> the film frames, at 4/5 of the rate."""
+    order = {"tff": "tff", "bff": "bff"}.get(interlaced, "auto")
+    chain = [
+        ("fieldmatch", f"order={order}:combmatch=full"),
+        ("yadif", "deint=interlaced"),  # only frames fieldmatch could not make whole
+        ("decimate", f"cycle={PULLDOWN_CYCLE}"),
+    ]
+    return _filter(frames, stream, chain, rate=rate)
+
+
+def film_info(info):
+    """The SourceInfo that inverse telecine leaves: film rate, 4 frames of every 5, progressive."""
+    if info.kind != "video":
+        raise VfiError("--deinterlace ivtc applies to video files only")
+    if info.vfr or not any(abs(info.rate - r) < Fraction(1, 100) for r in TELECINE_RATES):
+        raise VfiError(
+            f"--deinterlace ivtc undoes 2:3 pulldown in 29.97 or 30 fps video; this one is "
+            f"{'variable-rate' if info.vfr else f'{float(info.rate):g} fps'}"
+        )
+    rate = info.rate * FILM_RATIO
+    count = info.frame_count - info.frame_count // PULLDOWN_CYCLE
+    last = info.start + Fraction(count - 1) / rate
+    return dataclasses.replace(
+        info, rate=rate, frame_count=count, last_time=last, end=last + 1 / rate, interlaced=""
+    )
+
+
+def _filter(frames, stream, chain: list[tuple[str, str]], rate: Fraction | None = None):
+    """Push ``frames`` through a linear FFmpeg filter ``chain``; yield what comes out, in order."""
+    import av
+
+    graph = av.filter.Graph()
+    if rate is None:
+        src = graph.add_buffer(template=stream)
+    else:  # decimate needs the input's frame rate, which a template buffer does not pass on
+        cc = stream.codec_context
+        src = graph.add(
+            "buffer",
+            f"video_size={cc.width}x{cc.height}:pix_fmt={cc.pix_fmt}:time_base={stream.time_base}"
+            f":pixel_aspect=1/1:frame_rate={rate}",
+        )
+    nodes = [src] + [graph.add(name, args) for name, args in chain] + [graph.add("buffersink")]
+    for a, b in itertools.pairwise(nodes):
+        a.link_to(b)
+    graph.configure()
+    sink = nodes[-1]
+
+    def ready():
+        while True:
+            try:
+                yield sink.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+
+    for frame in frames:
+        src.push(frame)
+        yield from ready()
+    src.push(None)  # flush: the filters hold frames back to see their neighbours' fields
+    yield from ready()
