@@ -109,6 +109,7 @@ class Plan:
             "interlaced": s.interlaced,
             "hdr10": s.hdr10.describe() if s.hdr10 else "",
             "transparent": s.transparent,
+            "sar": f"{s.sar.numerator}:{s.sar.denominator}" if s.sar else "",
             "deinterlace": self.deinterlace,
             "telecined": (
                 {"rate": _q(self.telecined[0]), "frames": self.telecined[1]}
@@ -322,6 +323,7 @@ def make_plan(
             pix_fmt=options.pix_fmt,
             options=options.encoder_options,
             hdr10=info.hdr10,
+            sar=info.sar,
         )
         if options.segment_frames:
             encode.segment_frames = max(1, int(options.segment_frames))
@@ -331,6 +333,12 @@ def make_plan(
         container = None
         if options.codec or options.crf is not None or options.pix_fmt or options.preset:
             warnings.append("--codec/--crf/--preset/--pix-fmt apply to video output only: ignored")
+    if info.sar and (kind != "video" or encode.codec == "gif"):
+        warnings.append(
+            f"the source's pixels are not square (SAR {info.sar.numerator}:{info.sar.denominator})"
+            f" and {'GIF' if kind == 'video' else 'PNG'} output cannot say so: it shows narrower "
+            "or wider than the source unless scaled afterwards"
+        )
     streams = plan_streams(
         info.streams, container, no_audio=options.no_audio, slowmo=options.slowmo
     )

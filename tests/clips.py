@@ -53,6 +53,7 @@ def make_clip(
     rotation: int = 0,
     metadata: dict | None = None,
     time_base: Fraction | None = None,
+    sar: Fraction | None = None,
 ) -> Path:
     """Write a clip and return its path.
 
@@ -80,6 +81,8 @@ def make_clip(
         setattr(cc, key, value)
     if rotation:
         stream.set_display_rotation(rotation)
+    if sar:  # anamorphic: pixels sar times as wide as tall
+        cc.sample_aspect_ratio = sar
     if metadata:
         out.metadata.update(metadata)
     astream = None

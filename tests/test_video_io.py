@@ -245,3 +245,23 @@ def test_clip_factory_extras(tmp_path):
     c.close()
     assert Path(clips.scene_cut_clip(tmp_path)).is_file()
     assert Path(clips.duplicates_clip(tmp_path)).is_file()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
+def test_anamorphic_pixels_are_kept(tmp_path, suffix):
+    # A 16:9 DVD is 720x480 pixels 32:27 as wide as tall: without the tag it shows squeezed to 3:2.
+    from click.testing import CliRunner
+
+    from vfi_cli.main import cli
+
+    src = clips.make_clip(tmp_path / f"dvd{suffix}", frames=4, size=(72, 48), sar=Q(32, 27))
+    assert open_source(src).info.sar == Q(32, 27)
+    out = tmp_path / f"o{suffix}"
+    r = CliRunner().invoke(cli, ["interpolate", str(src), "-o", str(out), "--model", "blend"])
+    assert r.exit_code == 0, r.output
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].sample_aspect_ratio == Q(32, 27)
+    r = CliRunner().invoke(cli, ["probe", str(src)])
+    assert "72x48 (SAR 32:27, shown 16:9)" in r.output, r.output
+    square = clips.make_clip(tmp_path / f"sq{suffix}", frames=2, size=(72, 48))
+    assert open_source(square).info.sar is None

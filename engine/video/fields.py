@@ -77,10 +77,12 @@ def _filter(frames, stream, chain: list[tuple[str, str]], rate: Fraction | None 
         src = graph.add_buffer(template=stream)
     else:  # decimate needs the input's frame rate, which a template buffer does not pass on
         cc = stream.codec_context
+        sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+        sar = f"{sar.numerator}/{sar.denominator}" if sar else "1/1"
         src = graph.add(
             "buffer",
             f"video_size={cc.width}x{cc.height}:pix_fmt={cc.pix_fmt}:time_base={stream.time_base}"
-            f":pixel_aspect=1/1:frame_rate={rate}",
+            f":pixel_aspect={sar}:frame_rate={rate}",
         )
     nodes = [src] + [graph.add(name, args) for name, args in chain] + [graph.add("buffersink")]
     for a, b in itertools.pairwise(nodes):

@@ -82,6 +82,7 @@ class SourceInfo:
     interlaced: str = ""  # "tff" / "bff" (field order), "interlaced" (order unsaid), or ""
     hdr10: object = None  # engine.video.hdr.Hdr10 of the first frame, or None
     transparent: bool = False  # the first frame has an alpha channel that is not all opaque
+    sar: Fraction | None = None  # sample (pixel) aspect ratio when not square (DVD, DV, HDV)
 
     @property
     def duration(self) -> Fraction:
@@ -362,6 +363,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         interlaced = _interlacing(first, cc)
         hdr10 = read_hdr10(first)
         transparent = is_transparent(first)
+        sar = _sample_aspect(stream, first)
         others = [_stream_info(s) for s in container.streams if s is not stream]
         chapters = len(container.chapters()) if hasattr(container, "chapters") else 0
         format_name = container.format.name
@@ -410,6 +412,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         interlaced=interlaced,
         hdr10=hdr10,
         transparent=transparent,
+        sar=sar,
     )
 
 
@@ -425,6 +428,22 @@ def _interlacing(first_frame, cc) -> str:
     if order in _BOTTOM_FIRST:
         return "bff"
     return "interlaced" if getattr(first_frame, "interlaced_frame", False) else ""
+
+
+def _sample_aspect(stream, first_frame) -> Fraction | None:
+    """The pixels' aspect ratio (width / height of one pixel), None when square or unsaid.
+
+    The container's value wins over the bitstream's, as FFmpeg's players do.
+    """
+    for value in (
+        getattr(stream, "sample_aspect_ratio", None),
+        getattr(stream.codec_context, "sample_aspect_ratio", None),
+        getattr(first_frame, "sample_aspect_ratio", None),
+    ):
+        sar = to_fraction(value)
+        if sar is not None and sar > 0:
+            return None if sar == 1 else sar
+    return None
 
 
 def is_transparent(frame) -> bool:

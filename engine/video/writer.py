@@ -97,6 +97,7 @@ class EncodePlan:
     color: ColorInfo
     depth: int  # travel depth of the RGB frames: 8 or 16
     options: dict[str, str] = field(default_factory=dict)
+    sar: Fraction | None = None  # the source's non-square pixel aspect, kept (None: square)
     segment_frames: int = 240
     warnings: list[str] = field(default_factory=list)
 
@@ -113,6 +114,8 @@ class EncodePlan:
         size = f"{self.width}x{self.height}"
         if (self.width, self.height) != (self.src_width, self.src_height):
             size += f" (padded from {self.src_width}x{self.src_height})"
+        if self.sar:
+            size += f" SAR {self.sar.numerator}:{self.sar.denominator}"
         return f"{self.codec} {self.pix_fmt} {size} {opts}".strip()
 
 
@@ -162,6 +165,7 @@ def plan_encoding(
     pix_fmt: str | None = None,
     options: dict[str, str] | None = None,
     hdr10=None,
+    sar: Fraction | None = None,
 ) -> EncodePlan:
     """Resolve codec, pixel format (keeping the bit depth), size and options for ``out_path``.
 
@@ -263,6 +267,7 @@ def plan_encoding(
         color=out_color,
         depth=8 if source_depth <= 8 else 16,
         options=opts,
+        sar=sar,
         segment_frames=segment,
         warnings=warnings,
     )
@@ -409,6 +414,8 @@ class SegmentWriter:
         cc.color_range = plan.color.range
         cc.color_primaries = plan.color.primaries
         cc.color_trc = plan.color.trc
+        if plan.sar:  # anamorphic sources (DVD, DV, HDV) display wider than their pixel grid
+            cc.sample_aspect_ratio = plan.sar
         if plan.codec == "libx264":
             # PyAV asks for slice threads, which x264 takes as --sliced-threads: rows of one frame
             # split across cores, poorer scaling and compression. Frame threads (x264's default)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import click
@@ -20,7 +21,12 @@ def render_plan(plan: dict, echo=click.echo) -> None:
     rate_kind = "VFR, average" if plan["vfr"] else "CFR"
     echo(f"input   {plan['input']} ({plan['input_kind']})")
     hdr10 = f", {plan['hdr10']}" if plan.get("hdr10") else ""
-    echo(f"        {w}x{h} {plan['pix_fmt']} ({plan['bit_depth']}-bit), {plan['color']}{hdr10}")
+    size = f"{w}x{h}"
+    if plan.get("sar"):  # anamorphic: say the shape it is shown at
+        num, den = (int(v) for v in plan["sar"].split(":"))
+        shown = Fraction(w * num, h * den)
+        size += f" (SAR {plan['sar']}, shown {shown.numerator}:{shown.denominator})"
+    echo(f"        {size} {plan['pix_fmt']} ({plan['bit_depth']}-bit), {plan['color']}{hdr10}")
     rot = f", rotation {plan['rotation']}°" if plan["rotation"] else ""
     rot += f", interlaced ({plan['interlaced']})" if plan.get("interlaced") else ""
     echo(
