@@ -18,6 +18,14 @@ class VfiError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+class VfiErrors(VfiError):
+    """Several user errors found at once (one per input of a batch): one line each."""
+
+    def __init__(self, messages: list[str]):
+        self.lines = [" ".join(str(m).split()) for m in messages]
+        super().__init__("; ".join(self.lines))
+
+
 def short_reason(err: BaseException) -> str:
     """The short reason of an FFmpeg / OS error, for a VfiError message ("Invalid argument")."""
     return getattr(err, "strerror", None) or str(err).split(":")[-1].strip() or type(err).__name__

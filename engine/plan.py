@@ -236,6 +236,57 @@ def output_kind(output: Path, n_inputs: int) -> str:
     return "frames"
 
 
+def make_plans(
+    inputs, output=None, options: Options | None = None, *, model_config=None, check_output=True
+) -> list[Plan]:
+    """One plan per output file: several videos are a batch, anything else is one :func:`make_plan`.
+
+    A batch is planned whole before anything runs: every input that cannot be interpolated (or
+    whose output is in the way) is one line of a :class:`VfiErrors`, and nothing is written. The
+    outputs go beside their inputs, or into the directory ``output``.
+    """
+    from engine.errors import VfiErrors
+    from engine.video.reader import looks_like_video
+
+    inputs = [Path(p) for p in inputs]
+    options = options or Options()
+    if len(inputs) < 2 or not all(looks_like_video(p) for p in inputs):
+        plan = make_plan(
+            inputs, output, options, model_config=model_config, check_output=check_output
+        )
+        return [plan]
+    seen: dict[Path, Path] = {}
+    for p in inputs:
+        if p.resolve() in seen:
+            raise VfiError(f"{p} is given twice: each video once")
+        seen[p.resolve()] = p
+    outdir = Path(output) if output is not None else None
+    if outdir is not None and not outdir.is_dir():
+        raise VfiError(
+            f"{len(inputs)} videos make {len(inputs)} files: give -o an existing directory "
+            f"({outdir} is not one), or no -o to write each beside its input"
+        )
+    plans, errors, targets = [], [], {}
+    for p in inputs:
+        out = outdir / default_output([p], options).name if outdir is not None else None
+        try:
+            plan = make_plan(
+                [p], out, options, model_config=model_config, check_output=check_output
+            )
+        except VfiError as e:
+            errors.append(str(e) if p.name in str(e) else f"{p.name}: {e}")
+            continue
+        key = Path(plan.output).resolve()
+        if key in targets:
+            errors.append(f"{targets[key]} and {p} would both write {plan.output}")
+            continue
+        targets[key] = p
+        plans.append(plan)
+    if errors:
+        raise VfiErrors(errors)
+    return plans
+
+
 def make_plan(
     inputs, output=None, options: Options | None = None, *, model_config=None, check_output=True
 ) -> Plan:
@@ -257,8 +308,8 @@ def make_plan(
         source = open_source(inputs[0], input_fps=options.input_fps)
     else:
         raise VfiError(
-            f"{len(inputs)} inputs: give one video, one frame directory, or two images "
-            "(several videos: one run each)"
+            f"{len(inputs)} inputs: give videos (each makes its own output), one frame "
+            "directory, or two images"
         )
     info = source.info
     if info.frame_count < 2:

@@ -13,7 +13,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from engine.errors import VfiError
 from engine.interpolator import _cannot_compile
+from engine.video.writer import write_png
 from tests import clips
 from vfi_cli.main import cli
 
@@ -285,10 +287,11 @@ BAD = [
     (["{clip}", "--codec", "nope"], "not available"),
     (["{clip}", "--preset", "nope"], "does not open with crf=18 preset=nope"),
     (["{clip}", "-e", "nosuch=1"], "has no option nosuch"),
-    (["{clip}", "{one}"], "clip.mp4 is a video"),  # not the first frames of two clips
-    (["{clip}", "{one}", "-o", "{tmp}/m.png"], "clip.mp4 is a video"),
+    (["{clip}", "{one}"], "one.mp4 has only 1 video frame"),  # a batch: all planned first
+    (["{clip}", "{one}", "-o", "{tmp}/m.png"], "give -o an existing directory"),
     (["{empty}", "{clip}"], "is a directory"),
-    (["{clip}", "{clip}", "{clip}"], "3 inputs"),
+    (["{clip}", "{clip}", "{clip}"], "is given twice"),
+    (["{clip}", "{pic}"], "clip.mp4 is a video and the other input is not"),
 ]
 
 
@@ -303,7 +306,9 @@ def test_bad_input(tmp_path, args, message):
         "exists": tmp_path / "exists.mp4",
         "nodir": tmp_path / "nodir",
         "tmp": tmp_path,
+        "pic": tmp_path / "pic.png",
     }
+    write_png(tmp_path / "pic.png", clips.pattern(0, 64, 48), 8)
     (tmp_path / "empty").mkdir()
     (tmp_path / "junk.mp4").write_bytes(b"not a video" * 50)
     (tmp_path / "exists.mp4").write_bytes(b"keep me")
@@ -605,3 +610,42 @@ def test_default_output_name(inputs, options, name):
 
     out = default_output([Path("/d") / p for p in inputs], Options(**options))
     assert out == Path("/d") / name
+
+
+def test_several_videos_are_a_batch(tmp_path):
+    a = clips.make_clip(tmp_path / "a.mp4", frames=4)
+    b = clips.make_clip(tmp_path / "b.mkv", frames=6, rate=Q(25))
+    r = ok("interpolate", a, b, "--model", "blend")
+    assert "[1/2]" in r.output and "[2/2]" in r.output
+    assert len(decoded_frames(tmp_path / "a_x2.mp4")) == 8
+    assert len(decoded_frames(tmp_path / "b_x2.mkv")) == 12
+    out = tmp_path / "out"
+    out.mkdir()
+    ok("interpolate", a, b, "-o", out, "--model", "blend", "--factor", "3", "-q")
+    assert sorted(p.name for p in out.iterdir()) == ["a_x3.mp4", "b_x3.mkv"]
+    # Planned whole first: two outputs in the way are two error lines, and nothing is written.
+    r = vfi("interpolate", a, b, "-o", out, "--model", "blend", "--factor", "3")
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 1 and len(errors) == 2 and all("--overwrite" in e for e in errors)
+    r = ok("interpolate", a, b, "--model", "blend", "--fps", "50", "--dry-run")
+    assert r.output.count("input   ") == 2 and not (tmp_path / "a_50fps.mp4").exists()
+
+
+def test_a_failing_video_does_not_stop_the_batch(tmp_path, monkeypatch):
+    from engine import pipeline
+
+    a = clips.make_clip(tmp_path / "a.mp4", frames=4)
+    b = clips.make_clip(tmp_path / "b.mp4", frames=4)
+    real_run = pipeline.run
+
+    def run(plan, *args, **kwargs):
+        if plan.source.path.name == "a.mp4":
+            raise VfiError("a.mp4 broke halfway (simulated)")
+        return real_run(plan, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run", run)
+    r = vfi("interpolate", a, b, "--model", "blend")
+    assert r.exit_code == 1
+    assert "a.mp4 broke halfway" in r.output and "1 of 2 videos failed" in r.output
+    assert len(decoded_frames(tmp_path / "b_x2.mp4")) == 8
+    assert not (tmp_path / "a_x2.mp4").exists()

@@ -57,7 +57,8 @@ class LazyGroup(click.Group):
         except VfiError as e:
             from vfi_cli.ui import print_error
 
-            print_error(str(e))
+            for line in getattr(e, "lines", None) or [str(e)]:
+                print_error(line)
             ctx.exit(e.exit_code)
         except OSError as e:
             # The commands check their output paths first (engine/paths.py); this is the net for

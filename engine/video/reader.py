@@ -131,8 +131,8 @@ def open_pair(path0, path1, *, input_fps=None) -> Source:
             # FFmpeg would happily read a video's first frame as "the image": refuse instead of
             # quietly interpolating between the first frames of two clips.
             raise VfiError(
-                f"{p.name} is a video: two inputs are an image pair; "
-                "interpolate one video per run (vfi interpolate VIDEO)"
+                f"{p.name} is a video and the other input is not: give two images (a pair) "
+                "or videos only (each makes its own output)"
             )
     return ImageSequence(files[0], files, "pair", rate=_rate(input_fps))
 
@@ -146,6 +146,21 @@ def _is_video_container(path: Path) -> bool:
         container.close()
     # Still images open through the image2 demuxer or one of the per-codec ``*_pipe`` demuxers.
     return not (fmt == "image2" or fmt.endswith("_pipe"))
+
+
+def looks_like_video(path: Path) -> bool:
+    """For telling several videos from an image pair: a file that is no still image.
+
+    A missing or unreadable file counts as a video here, so that it gets its own error line from
+    open_source along with the batch's other inputs.
+    """
+    path = Path(path)
+    if path.is_dir() or is_image_file(path):
+        return False
+    try:
+        return _is_video_container(path)
+    except VfiError:
+        return True
 
 
 def _rate(input_fps) -> Fraction:

@@ -16,6 +16,7 @@ Examples:
   vfi interpolate clip.mp4 --fps 60000/1001     # exactly 59.94 fps
   vfi interpolate clip.mp4 --factor 4 --slowmo  # 4x slower at the input rate (audio dropped)
   vfi interpolate a.png b.png -o mid.png        # the frame halfway between two images
+  vfi interpolate *.mov -o out/                 # each video in turn, one model load
 """
 
 
@@ -136,9 +137,11 @@ def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detec
             dedup_threshold, deinterlace, no_audio, codec, crf, preset, pix_fmt, encoder_options,
             model, device, precision, compile_model, scale, tile, batch, memory, encoders,
             input_fps, json_events, quiet, dry_run, overwrite, resume):  # fmt: skip
-    """Interpolate INPUT (a video, a frame directory, or two images) to a higher frame rate."""
+    """Interpolate INPUTS (a video, a frame directory, two images, or several videos) to a higher
+    frame rate. Several videos are planned first (any problem with any of them stops the batch
+    before it starts), then run one after another with one model load."""
     from engine.errors import VfiError
-    from engine.plan import Options, make_plan, model_config_for
+    from engine.plan import Options, make_plans, model_config_for
     from engine.registry import default_variant
 
     if factor is not None and fps is not None:
@@ -173,31 +176,52 @@ def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detec
         resume=resume,
     )
     out = _Output(json_events, quiet)
-    plan = make_plan(inputs, output, options, model_config=model_config_for(model))
+    plans = make_plans(inputs, output, options, model_config=model_config_for(model))
     if dry_run:
-        if json_events:
-            out.event({"event": "plan", **plan.to_dict()})
-        else:
-            from vfi_cli.commands.probe import render_plan
+        from vfi_cli.commands.probe import render_plan
 
-            render_plan(plan.to_dict())
+        for i, plan in enumerate(plans):
+            if json_events:
+                out.event({"event": "plan", **plan.to_dict()})
+            else:
+                if i:
+                    click.echo()  # a blank line between the batch's plans
+                render_plan(plan.to_dict())
         return
     import engine
 
     net = engine.load_model(model)
+    failed: list[str] = []
+    for i, plan in enumerate(plans):
+        if len(plans) > 1 and not json_events and not quiet:
+            click.echo(f"[{i + 1}/{len(plans)}] {plan.source.path} -> {plan.output}", err=True)
+        try:
+            _run_one(plan, net, options, out, json_events or quiet)
+        except VfiError as e:
+            if len(plans) == 1:
+                raise
+            from vfi_cli.ui import print_error
+
+            print_error(str(e))  # the run cleaned up after itself; the batch goes on
+            failed.append(str(plan.source.path))
+        except KeyboardInterrupt:
+            kept = " (its work is kept: rerun with --resume)" if resume else ""
+            done = f"; {i} of {len(plans)} videos finished" if len(plans) > 1 else ""
+            click.echo(f"interrupted: nothing written to {plan.output}{kept}{done}", err=True)
+            raise click.exceptions.Exit(130) from None
+    if failed:
+        raise VfiError(f"{len(failed)} of {len(plans)} videos failed: {', '.join(failed)}")
+
+
+def _run_one(plan, net, options, out: _Output, silent: bool) -> None:
     from engine.pipeline import run
 
     out.event({"event": "plan", **plan.to_dict()})
     try:
         result = run(plan, net, options, on_event=out.event)
-    except KeyboardInterrupt:
-        out.close()
-        kept = " (its work is kept: rerun with --resume)" if resume else ""
-        click.echo(f"interrupted: nothing written to {plan.output}{kept}", err=True)
-        raise click.exceptions.Exit(130) from None
     finally:
         out.close()
-    if not json_events and not quiet:
+    if not silent:
         cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
         dups = f", {result.duplicates} duplicate(s) dropped" if result.duplicates else ""
         click.echo(

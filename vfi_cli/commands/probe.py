@@ -81,8 +81,10 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, precision, scale,
             tile, input_fps, as_json):  # fmt: skip
-    """Show streams, timing, frames in/out, device, tiles and memory for INPUT; write nothing."""
-    from engine.plan import Options, make_plan, model_config_for
+    """Show streams, timing, frames in/out, device, tiles and memory for INPUTS; write nothing.
+
+    Several videos: one plan each (with --json, one JSON object per line)."""
+    from engine.plan import Options, make_plans, model_config_for
 
     options = Options(
         factor=factor,
@@ -96,11 +98,14 @@ def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, pre
         tile=tile,
         input_fps=input_fps,
     )
-    plan = make_plan(
+    plans = make_plans(
         inputs, output, options, model_config=model_config_for(model), check_output=False
     )
-    data = plan.to_dict()
-    if as_json:
-        click.echo(json.dumps(data))
-    else:
-        render_plan(data)
+    for i, plan in enumerate(plans):  # several videos: one plan each
+        data = plan.to_dict()
+        if as_json:
+            click.echo(json.dumps(data))
+        else:
+            if i:
+                click.echo()
+            render_plan(data)
