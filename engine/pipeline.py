@@ -353,6 +353,7 @@ class _Runner:
                 actions=self.plan.streams,
                 start=self.plan.source.start,
                 time_scale=self.plan.timing.slowmo,
+                timecode=self.plan.timecode,
             )
             tmp.replace(out)
         self.stages["mux"].add(time.perf_counter() - t0, self.journal.frames_done)

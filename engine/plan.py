@@ -22,6 +22,9 @@ VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".nut", ".gif")
 # slack come on top): whole 4K frames of vfi-s fit, and the whole run stays within 8 GiB. More does
 # not make it faster: a batch of several 1080p frames already fits, a 4K frame alone fills the GPU.
 DEFAULT_GPU_BUDGET_GIB = 6.0
+# Muxers that store a start timecode: MOV as a tmcd track, MP4 with one (write_tmcd), Matroska and
+# NUT as a tag.
+TIMECODE_CONTAINERS = ("mov", "mp4", "matroska", "nut")
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Plan:
     deinterlace: str = ""  # "", "bwdif" or "ivtc", before the model (engine.video.fields)
     # ivtc: the telecined stream's own rate and frame count (``source`` describes the film frames)
     telecined: tuple[Fraction, int] | None = None
+    timecode: str = ""  # the output's first timecode label (engine.timecode.carry), if carried
 
     @property
     def out_duration(self) -> Fraction:
@@ -110,6 +114,8 @@ class Plan:
             "hdr10": s.hdr10.describe() if s.hdr10 else "",
             "transparent": s.transparent,
             "sar": f"{s.sar.numerator}:{s.sar.denominator}" if s.sar else "",
+            "timecode": s.timecode,
+            "output_timecode": self.timecode,
             "deinterlace": self.deinterlace,
             "telecined": (
                 {"rate": _q(self.telecined[0]), "frames": self.telecined[1]}
@@ -205,6 +211,22 @@ def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
             )
         return "ivtc"
     return "bwdif" if mode == "on" or info.interlaced else ""
+
+
+def _carry_timecode(info, in_rate, out_rate, kind, encode, warnings: list[str]) -> str:
+    """The output's first timecode label, or "" (with a warning when the source had one)."""
+    from engine.timecode import carry
+
+    if not info.timecode or kind != "video" or encode.container not in TIMECODE_CONTAINERS:
+        if info.timecode and (kind != "video" or encode.container != "gif"):
+            where = "frames" if kind != "video" else f"{encode.container} output"
+            warnings.append(f"timecode {info.timecode} not carried: {where} cannot hold it")
+        return ""
+    label, why = carry(info.timecode, in_rate, out_rate)
+    if label is None:
+        warnings.append(f"timecode not carried: {why}")
+        return ""
+    return label
 
 
 def _num(x) -> str:
@@ -384,6 +406,9 @@ def make_plan(
         container = None
         if options.codec or options.crf is not None or options.pix_fmt or options.preset:
             warnings.append("--codec/--crf/--preset/--pix-fmt apply to video output only: ignored")
+    # A telecined source's labels count its 29.97 frames, not the film frames ivtc gives back.
+    tc_rate = telecined[0] if telecined else info.rate
+    timecode = _carry_timecode(info, tc_rate, timing.out_rate, kind, encode, warnings)
     if info.sar and (kind != "video" or encode.codec == "gif"):
         warnings.append(
             f"the source's pixels are not square (SAR {info.sar.numerator}:{info.sar.denominator})"
@@ -432,6 +457,7 @@ def make_plan(
         warnings=warnings,
         deinterlace=deinterlace,
         telecined=telecined,
+        timecode=timecode,
         batch=batch,
         compile=options.compile,
     )

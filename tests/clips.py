@@ -54,6 +54,7 @@ def make_clip(
     metadata: dict | None = None,
     time_base: Fraction | None = None,
     sar: Fraction | None = None,
+    timecode: str = "",
 ) -> Path:
     """Write a clip and return its path.
 
@@ -83,6 +84,8 @@ def make_clip(
         stream.set_display_rotation(rotation)
     if sar:  # anamorphic: pixels sar times as wide as tall
         cc.sample_aspect_ratio = sar
+    if timecode:  # MOV / MP4 write a tmcd track from it, Matroska a tag
+        stream.metadata["timecode"] = timecode
     if metadata:
         out.metadata.update(metadata)
     astream = None

@@ -32,18 +32,22 @@ def assemble(
     actions: list[StreamAction],
     start: Fraction = Fraction(0),
     time_scale: Fraction = Fraction(1),
+    timecode: str = "",
 ) -> None:
     """Write ``out_path`` (a temporary name; the caller renames it) from ``segments``.
 
     ``segments``: (file, index of its first output frame), in order. ``time_scale``: the slow-motion
-    factor applied to copied subtitle times and chapters (1 otherwise).
+    factor applied to copied subtitle times and chapters (1 otherwise). ``timecode``: the first
+    frame's label at the output rate (engine.timecode), or "".
     """
     import av
 
     if not segments:
         raise VfiError("no video was produced")
     try:
-        out = av.open(str(out_path), "w", format=plan.container)
+        # MP4 keeps a timecode track only when asked (MOV always writes one).
+        opts = {"write_tmcd": "1"} if timecode and plan.container == "mp4" else {}
+        out = av.open(str(out_path), "w", format=plan.container, options=opts)
     except (OSError, av.error.FFmpegError) as e:
         raise VfiError(f"cannot write {out_path}: {e}") from None
     opened = []
@@ -69,6 +73,8 @@ def assemble(
                     ov.metadata[key] = vin.metadata[key]
             if source.rotation and hasattr(ov, "set_display_rotation"):
                 ov.set_display_rotation(source.rotation)
+            if timecode:  # MOV/MP4 write it as a tmcd track, Matroska as a tag
+                ov.metadata["timecode"] = timecode
             routes = _add_streams(out, inp, actions)
             _copy_chapters(inp, out, start, time_scale)
         videos = _video_packets(segments, ov, plan.rate, seg_tb, fine_tb, start, opened)

@@ -83,6 +83,7 @@ class SourceInfo:
     hdr10: object = None  # engine.video.hdr.Hdr10 of the first frame, or None
     transparent: bool = False  # the first frame has an alpha channel that is not all opaque
     sar: Fraction | None = None  # sample (pixel) aspect ratio when not square (DVD, DV, HDV)
+    timecode: str = ""  # SMPTE timecode of the first frame (a tmcd track, or a tag), if any
 
     @property
     def duration(self) -> Fraction:
@@ -379,6 +380,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         hdr10 = read_hdr10(first)
         transparent = is_transparent(first)
         sar = _sample_aspect(stream, first)
+        timecode = _timecode(container, stream)
         others = [_stream_info(s) for s in container.streams if s is not stream]
         chapters = len(container.chapters()) if hasattr(container, "chapters") else 0
         format_name = container.format.name
@@ -428,6 +430,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         hdr10=hdr10,
         transparent=transparent,
         sar=sar,
+        timecode=timecode,
     )
 
 
@@ -443,6 +446,17 @@ def _interlacing(first_frame, cc) -> str:
     if order in _BOTTOM_FIRST:
         return "bff"
     return "interlaced" if getattr(first_frame, "interlaced_frame", False) else ""
+
+
+def _timecode(container, video) -> str:
+    """The start timecode: the video stream's tag, a timecode track's (MOV tmcd), the file's."""
+    candidates = [video] + [s for s in container.streams if s.type == "data"]
+    for obj in (*candidates, container):
+        # FFmpeg's keys are case-insensitive, PyAV's dict is not: Matroska says TIMECODE.
+        tags = {k.lower(): v for k, v in (obj.metadata or {}).items()}
+        if tags.get("timecode"):
+            return tags["timecode"].strip()
+    return ""
 
 
 def _sample_aspect(stream, first_frame) -> Fraction | None:
@@ -507,6 +521,8 @@ def _stream_info(s) -> StreamInfo:
         detail = f"{cc.sample_rate} Hz" + (f", {layout}" if layout else "")
     elif s.type == "attachment":
         detail = meta.get("filename", "")
+    elif s.type == "data" and meta.get("timecode"):
+        detail = f"timecode {meta['timecode']}"
     return StreamInfo(
         index=s.index,
         type=s.type,

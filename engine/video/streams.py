@@ -10,7 +10,8 @@ Decided once, before any work, so that ``vfi probe`` / ``--dry-run`` show exactl
   text subtitles the container cannot hold are converted to its text format (mov_text for MP4,
   SubRip for Matroska, WebVTT for WebM; styling is lost: a warning says so); bitmap ones are dropped.
 - attachments (fonts in Matroska): copied where the container has attachments, else dropped.
-- data streams (timecode tracks) and extra video streams: dropped, listed in the plan.
+- data streams and extra video streams: dropped, listed in the plan. A timecode track's start is
+  carried to the output's own track at the new rate (engine.timecode), not copied.
 - GIF output holds pictures only: audio (with a warning) and subtitles are dropped.
 """
 
@@ -95,6 +96,8 @@ def plan_streams(
                 )
         elif s.type == "video":
             actions.append(StreamAction(s, "drop", note="extra video stream (cover art, angle)"))
+        elif s.detail.startswith("timecode"):
+            actions.append(StreamAction(s, "drop", note="its start is carried: see timecode"))
         else:
             actions.append(StreamAction(s, "drop", note=f"{s.type} stream (e.g. timecode)"))
     return actions

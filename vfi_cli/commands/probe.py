@@ -49,6 +49,10 @@ def render_plan(plan: dict, echo=click.echo) -> None:
     )
     if plan["encode"]:
         echo(f"        encode {plan['encode']}")
+    if plan.get("output_timecode"):
+        echo(
+            f"        timecode {plan['timecode']} -> {plan['output_timecode']} (at the output rate)"
+        )
     for line in plan["streams"]:
         echo(f"stream  {line}")
     tile = (
