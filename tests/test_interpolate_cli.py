@@ -285,7 +285,7 @@ BAD = [
     (["{clip}", "-o", "{tmp}/o.xyz"], "unknown output extension"),
     (["{clip}", "--slowmo", "--fps", "60"], "--slowmo"),
     (["{clip}", "--codec", "nope"], "not available"),
-    (["{clip}", "--preset", "nope"], "does not open with crf=18 preset=nope"),
+    (["{clip}", "--preset", "nope"], "preset=nope (x264: invalid preset 'nope')"),
     (["{clip}", "-e", "nosuch=1"], "has no option nosuch"),
     (["{clip}", "{one}"], "one.mp4 has only 1 video frame"),  # a batch: all planned first
     (["{clip}", "{one}", "-o", "{tmp}/m.png"], "give -o an existing directory"),
@@ -649,3 +649,22 @@ def test_a_failing_video_does_not_stop_the_batch(tmp_path, monkeypatch):
     assert "a.mp4 broke halfway" in r.output and "1 of 2 videos failed" in r.output
     assert len(decoded_frames(tmp_path / "b_x2.mp4")) == 8
     assert not (tmp_path / "a_x2.mp4").exists()
+
+
+def test_encoder_reasons_reach_the_error_line_and_nothing_else(tmp_path, capfd):
+    # x264 prints a bad preset with its own fprintf, other encoders through FFmpeg's log (which vfi
+    # keeps quiet): both end up in the one error line, and nothing else reaches the terminal.
+    src = clips.make_clip(tmp_path / "c.mp4", frames=3)
+    capfd.readouterr()
+    cases = [
+        (["--preset", "nope"], "x264: invalid preset 'nope'"),
+        (["--codec", "dnxhd", "--preset", "dnxhr_hqx", "--pix-fmt", "yuv422p"],
+         "pixel format is incompatible with DNxHR HQX profile"),
+        (["--codec", "libvpx-vp9", "--preset", "99"], "Error setting option cpu-used to value 99"),
+    ]  # fmt: skip
+    for args, reason in cases:
+        if "dnxhd" in args:
+            src = clips.make_clip(tmp_path / "big.mp4", frames=3, size=(256, 128))
+        r = vfi("interpolate", src, "--model", "blend", "--dry-run", *args)
+        assert r.exit_code == 1 and reason in r.output, r.output
+        assert capfd.readouterr().err == ""  # no line of the encoder's own

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -472,8 +473,10 @@ def check_encoder_opens(
     cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
     cc.time_base, cc.framerate = 1 / rate, rate
     cc.options = _quiet_encoder_logs(codec, options)
+    said: list[str] = []
     try:
-        cc.open()
+        with _encoder_messages(said):
+            cc.open()
     except av.error.FFmpegError as e:
         settings = " ".join(f"{k}={v}" for k, v in options.items()) or "its defaults"
         hint = (
@@ -481,8 +484,9 @@ def check_encoder_opens(
             if is_hardware(codec)
             else "check --preset, --crf and -e"
         )
+        reason = said[-1] if said else short_reason(e)  # the encoder's own words, when it said any
         raise VfiError(
-            f"encoder {codec} does not open with {settings} ({short_reason(e)}); {hint}"
+            f"encoder {codec} does not open with {settings} ({reason}); {hint}"
         ) from None
     unused = sorted(cc.options)  # FFmpeg hands back the options no part of the encoder took
     if unused:
@@ -490,6 +494,47 @@ def check_encoder_opens(
             f"encoder {codec} has no option {', '.join(unused)}; "
             f"list its options with: ffmpeg -h encoder={codec}"
         )
+
+
+@contextlib.contextmanager
+def _encoder_messages(said: list[str]):
+    """Collect what an encoder says while it opens, instead of letting it reach the terminal.
+
+    FFmpeg's log (at error level, for this thread) and the process's stderr: x264 reports a bad
+    preset with its own fprintf before FFmpeg's log is hooked up ("x264 [error]: invalid preset").
+    What arrives on stderr is passed on unchanged when the encoder opens after all.
+    """
+    import tempfile
+
+    import av.logging
+
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    opened = False
+    try:
+        with tempfile.TemporaryFile() as sink, av.logging.Capture() as logs:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+                opened = True
+            finally:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                text = sink.read().decode(errors="replace")
+                said += [m.strip() for _, _, m in logs if m.strip()]
+                said += [_strip_tag(ln) for ln in text.splitlines() if "error" in ln.lower()]
+                if opened and text:
+                    sys.stderr.write(text)
+    finally:
+        os.close(saved)
+        av.logging.set_level(level)
+
+
+def _strip_tag(line: str) -> str:
+    """ "x264 [error]: invalid preset 'blah'" -> "x264: invalid preset 'blah'" """
+    return line.replace(" [error]:", ":").strip()
 
 
 def _write_error(path: Path, err) -> VfiError:
