@@ -356,6 +356,9 @@ def make_plan(
 
         telecined = (info.rate, info.frame_count)
         info = film_info(info)  # the rate, count and times the model will see
+    if info.uncarried:
+        base = " (the output keeps HDR10's static metadata)" if info.hdr10 else ""
+        warnings.append(f"not carried: the source's {', '.join(info.uncarried)}{base}")
     if info.transparent:
         warnings.append(
             f"{info.path.name} has transparency (alpha): vfi interpolates colour only, so the "

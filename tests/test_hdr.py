@@ -82,3 +82,36 @@ def test_an_encoder_without_it_is_a_warning(tmp_path):
     r = CliRunner().invoke(cli, [*args, "--codec", "libx264"])
     assert r.exit_code == 0, r.output
     assert "libx264 cannot carry the source's HDR10 metadata" in r.output
+
+
+def test_dynamic_metadata_and_captions_are_named():
+    from types import SimpleNamespace as NS
+
+    from engine.video.hdr import uncarried
+
+    def side(name):
+        return NS(type=NS(name=name))
+
+    frame = NS(side_data=[side("A53_CC"), side("DOVI_RPU_BUFFER"), side("DOVI_METADATA"),
+                          side("MASTERING_DISPLAY_METADATA"), side("DYNAMIC_HDR_PLUS")])  # fmt: skip
+    assert uncarried(frame) == [
+        "HDR10+ dynamic metadata",
+        "Dolby Vision metadata",
+        "closed captions (CEA-608/708)",
+    ]
+    assert uncarried(NS(side_data=[side("CONTENT_LIGHT_LEVEL")])) == []
+
+
+def test_uncarried_metadata_is_warned(tmp_path, monkeypatch):
+    # No encoder here writes HDR10+ or Dolby Vision to make a real fixture: the detector is faked,
+    # the plan's wording is real.
+    from engine.video import reader
+
+    src = clips.hdr10_clip(tmp_path / "h.mkv")
+    monkeypatch.setattr(reader, "uncarried", lambda frame: ["HDR10+ dynamic metadata"])
+    r = CliRunner().invoke(cli, ["probe", str(src)])
+    assert r.exit_code == 0, r.output
+    assert (
+        "not carried: the source's HDR10+ dynamic metadata (the output keeps HDR10's static "
+        "metadata)" in r.output
+    ), r.output

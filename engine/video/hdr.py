@@ -57,6 +57,24 @@ def read_hdr10(frame) -> Hdr10 | None:
     return Hdr10(**fields) if fields else None
 
 
+# Per-frame metadata a decoder hands on that vfi cannot carry: new frames have none of their own,
+# and FFmpeg's encoders here do not take it. Side-data type -> what users call it.
+UNCARRIED = {
+    "DYNAMIC_HDR_PLUS": "HDR10+ dynamic metadata",
+    "DOVI_METADATA": "Dolby Vision metadata",
+    "DOVI_RPU_BUFFER": "Dolby Vision metadata",
+    "DYNAMIC_HDR_VIVID": "HDR Vivid dynamic metadata",
+    "A53_CC": "closed captions (CEA-608/708)",
+}
+
+
+def uncarried(frame) -> list[str]:
+    """What ``frame`` carries that the output will not (UNCARRIED), each once, in a fixed order."""
+    kinds = {side.type.name for side in getattr(frame, "side_data", None) or ()}
+    names = [name for kind, name in UNCARRIED.items() if kind in kinds]
+    return list(dict.fromkeys(names))
+
+
 def _q(num: int, den: int) -> Fraction | None:
     return Fraction(num, den) if den > 0 else None
 

@@ -31,7 +31,7 @@ from engine.errors import VfiError, short_reason
 from engine.timing import is_vfr, snap_to_grid
 from engine.video import fields
 from engine.video.color import ColorInfo, bit_depth, color_info, is_rgb, rgb_format
-from engine.video.hdr import read_hdr10
+from engine.video.hdr import read_hdr10, uncarried
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".tga", ".ppm", ".dpx")
 DEFAULT_FRAMES_FPS = Fraction(24)
@@ -84,6 +84,7 @@ class SourceInfo:
     transparent: bool = False  # the first frame has an alpha channel that is not all opaque
     sar: Fraction | None = None  # sample (pixel) aspect ratio when not square (DVD, DV, HDV)
     timecode: str = ""  # SMPTE timecode of the first frame (a tmcd track, or a tag), if any
+    uncarried: tuple[str, ...] = ()  # per-frame metadata not carried (engine.video.hdr.uncarried)
 
     @property
     def duration(self) -> Fraction:
@@ -381,6 +382,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         transparent = is_transparent(first)
         sar = _sample_aspect(stream, first)
         timecode = _timecode(container, stream)
+        lost = tuple(uncarried(first))
         others = [_stream_info(s) for s in container.streams if s is not stream]
         chapters = len(container.chapters()) if hasattr(container, "chapters") else 0
         format_name = container.format.name
@@ -431,6 +433,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         transparent=transparent,
         sar=sar,
         timecode=timecode,
+        uncarried=lost,
     )
 
 
