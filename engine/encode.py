@@ -139,6 +139,10 @@ class EncodeSide:
         t0 = time.perf_counter()
         if hasattr(rgb, "numpy"):
             rgb = rgb.numpy()
+        if self.plan.turns:  # PNG / GIF: the display rotation goes into the pixels
+            import numpy as np
+
+            rgb = np.rot90(rgb, self.plan.turns)
         if self.plan.output_kind != "frames":
             from engine.video.writer import rgb_to_frame
 

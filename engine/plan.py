@@ -91,6 +91,9 @@ class Plan:
     # ivtc: the telecined stream's own rate and frame count (``source`` describes the film frames)
     telecined: tuple[Fraction, int] | None = None
     timecode: str = ""  # the output's first timecode label (engine.timecode.carry), if carried
+    # Quarter turns counterclockwise (np.rot90) given to each output frame's pixels: the source's
+    # display rotation, for outputs with no rotation flag of their own (PNG frames, GIF).
+    turns: int = 0
 
     @property
     def out_duration(self) -> Fraction:
@@ -116,6 +119,7 @@ class Plan:
             "sar": f"{s.sar.numerator}:{s.sar.denominator}" if s.sar else "",
             "timecode": s.timecode,
             "output_timecode": self.timecode,
+            "upright_turns": self.turns,
             "deinterlace": self.deinterlace,
             "telecined": (
                 {"rate": _q(self.telecined[0]), "frames": self.telecined[1]}
@@ -384,11 +388,14 @@ def make_plan(
 
     encode = None
     streams = []
+    # Video files keep a phone's rotation as a flag; PNG and GIF have none: their pixels are turned.
+    baked = kind in ("frames", "image") or output.suffix.lower() == ".gif"
+    turns = round(info.rotation / 90) % 4 if baked else 0
     if kind == "video":
         encode = plan_encoding(
             output,
-            width=info.width,
-            height=info.height,
+            width=info.height if turns % 2 else info.width,
+            height=info.width if turns % 2 else info.height,
             rate=timing.out_rate,
             color=info.color,
             source_pix_fmt=info.pix_fmt,
@@ -461,6 +468,7 @@ def make_plan(
         deinterlace=deinterlace,
         telecined=telecined,
         timecode=timecode,
+        turns=turns,
         batch=batch,
         compile=options.compile,
     )

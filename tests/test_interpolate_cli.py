@@ -668,3 +668,26 @@ def test_encoder_reasons_reach_the_error_line_and_nothing_else(tmp_path, capfd):
         r = vfi("interpolate", src, "--model", "blend", "--dry-run", *args)
         assert r.exit_code == 1 and reason in r.output, r.output
         assert capfd.readouterr().err == ""  # no line of the encoder's own
+
+
+@pytest.mark.parametrize("rotation,turns", [(90, 1), (-90, 3), (180, 2)])
+def test_rotated_video_to_pictures_is_upright(tmp_path, rotation, turns):
+    # A phone's portrait video is landscape pixels plus a rotation flag. Video output keeps the flag;
+    # PNG and GIF have none, so their pixels are turned as FFmpeg's players turn the picture.
+    src = clips.make_clip(tmp_path / "r.mp4", frames=4, size=(64, 36), rotation=rotation)
+    with av.open(str(src)) as c:
+        first = next(c.decode(video=0))
+        assert first.rotation % 360 == rotation % 360
+        upright = np.rot90(first.to_ndarray(format="rgb24"), turns)
+    frames = tmp_path / "f"
+    frames.mkdir()
+    ok("interpolate", src, "-o", frames, "--model", "blend")
+    assert np.array_equal(pngs(frames)[0], upright)
+    ok("interpolate", src, "-o", tmp_path / "o.gif", "--model", "blend")
+    with av.open(str(tmp_path / "o.gif")) as c:
+        gif = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert gif.shape == upright.shape and np.abs(gif.astype(int) - upright).mean() < 4
+    ok("interpolate", src, "-o", tmp_path / "o.mp4", "--model", "blend")
+    with av.open(str(tmp_path / "o.mp4")) as c:  # video: the flag, pixels as they were
+        out = next(c.decode(video=0))
+        assert (out.width, out.height, out.rotation % 360) == (64, 36, rotation % 360)

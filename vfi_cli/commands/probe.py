@@ -49,6 +49,11 @@ def render_plan(plan: dict, echo=click.echo) -> None:
     )
     if plan["encode"]:
         echo(f"        encode {plan['encode']}")
+    if plan.get("upright_turns"):
+        echo(
+            f"        upright: pixels turned {90 * plan['upright_turns']}° counterclockwise "
+            "(the source's rotation; PNG and GIF have no rotation flag)"
+        )
     if plan.get("output_timecode"):
         echo(
             f"        timecode {plan['timecode']} -> {plan['output_timecode']} (at the output rate)"
