@@ -102,6 +102,8 @@ class _Runner:
     # Two images
 
     def run_pair(self) -> Result:
+        import numpy as np
+
         from engine.video.writer import write_png
 
         t0 = time.perf_counter()
@@ -111,7 +113,7 @@ class _Runner:
         for rgb, ready in self.synth([(a, b, float(t)) for t in self.plan.pair_times]):
             if ready is not None:
                 ready.synchronize()
-            outs.append(rgb.numpy())
+            outs.append(np.rot90(rgb.numpy(), self.plan.turns))  # photos: EXIF orientation
         out = self.plan.output
         if self.plan.output_kind == "image":
             write_png(out, outs[0], self.depth)

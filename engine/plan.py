@@ -388,8 +388,9 @@ def make_plan(
 
     encode = None
     streams = []
-    # Video files keep a phone's rotation as a flag; PNG and GIF have none: their pixels are turned.
-    baked = kind in ("frames", "image") or output.suffix.lower() == ".gif"
+    # Video files keep a phone's rotation as a flag; PNG and GIF have none: their pixels are turned,
+    # as are those of photos (EXIF orientation), whose flag no video muxer takes over.
+    baked = kind in ("frames", "image") or output.suffix.lower() == ".gif" or info.kind != "video"
     turns = round(info.rotation / 90) % 4 if baked else 0
     if kind == "video":
         encode = plan_encoding(

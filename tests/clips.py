@@ -250,6 +250,26 @@ def telecined_clip(path, film_frames: int = 24) -> Path:
     return Path(path)
 
 
+def exif_jpeg(path, rgb: np.ndarray, orientation: int) -> Path:
+    """A JPEG of ``rgb`` with an EXIF orientation tag (6: shown turned 90 degrees clockwise)."""
+    import struct
+
+    import av
+
+    height, width = rgb.shape[:2]
+    cc = av.CodecContext.create("mjpeg", "w")
+    cc.width, cc.height, cc.pix_fmt = width, height, "yuvj444p"
+    cc.time_base = Fraction(1, 1)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj444p")
+    data = b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
+    # APP1 "Exif": a big-endian TIFF header and one IFD entry, Orientation (0x0112, SHORT).
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    app1 = b"Exif\x00\x00" + b"MM" + struct.pack(">HI", 42, 8) + ifd + struct.pack(">I", 0)
+    segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
+    Path(path).write_bytes(data[:2] + segment + data[2:])  # right after SOI
+    return Path(path)
+
+
 # A typical HDR10 grade: BT.2020 primaries, D65, a 1000-nit mastering display; MaxCLL / MaxFALL.
 HDR10_X265 = (
     "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"

@@ -40,10 +40,23 @@ class Hdr10:
         return f"HDR10 metadata ({', '.join(parts)})"
 
 
+def side_data(frame) -> list:
+    """A decoded frame's side data, or [] where PyAV cannot list it.
+
+    PyAV raises ValueError for the whole list when one entry has a type newer than its enum (FFmpeg
+    8's EXIF side data of camera motion-JPEG frames, type 31). The frame's other side data is then
+    out of reach too; the files where this happens carry no HDR metadata.
+    """
+    try:
+        return list(getattr(frame, "side_data", None) or ())
+    except ValueError:
+        return []
+
+
 def read_hdr10(frame) -> Hdr10 | None:
     """The HDR10 metadata in a decoded frame's side data, or None if it has none."""
     fields: dict = {}
-    for side in getattr(frame, "side_data", None) or ():
+    for side in side_data(frame):
         kind = side.type.name
         if kind == "MASTERING_DISPLAY_METADATA" and side.buffer_size >= _MASTERING.size:
             v = _MASTERING.unpack_from(bytes(side))
@@ -70,7 +83,7 @@ UNCARRIED = {
 
 def uncarried(frame) -> list[str]:
     """What ``frame`` carries that the output will not (UNCARRIED), each once, in a fixed order."""
-    kinds = {side.type.name for side in getattr(frame, "side_data", None) or ()}
+    kinds = {side.type.name for side in side_data(frame)}
     names = [name for kind, name in UNCARRIED.items() if kind in kinds]
     return list(dict.fromkeys(names))
 

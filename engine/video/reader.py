@@ -660,6 +660,7 @@ class ImageSequence(Source):
             color=ColorInfo(matrix=1, range=2, primaries=1, trc=13),  # images: sRGB
             tick=1 / rate,
             transparent=is_transparent(first),
+            rotation=int(getattr(first, "rotation", 0) or 0),  # a photo's EXIF orientation
         )
 
     def frames(
