@@ -722,3 +722,17 @@ def test_camera_motion_jpeg_with_exif_is_read(tmp_path):
             c.mux(p)
     ok("interpolate", src, "-o", tmp_path / "o.mkv", "--model", "blend")
     assert len(decoded_frames(tmp_path / "o.mkv")) == 8
+
+
+def test_progress_lines_without_a_terminal(tmp_path, monkeypatch):
+    # A log file or a pipe gets a plain line now and then instead of a bar it cannot redraw.
+    from vfi_cli.commands import interpolate
+
+    src = clips.make_clip(tmp_path / "c.mp4", frames=12)
+    monkeypatch.setattr(interpolate, "PLAIN_PROGRESS_SECONDS", 0.0)
+    r = ok("interpolate", src, "-o", tmp_path / "o.mp4", "--model", "blend")
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("interpolating: ")]
+    assert lines and all(" frames (" in ln and " fps" in ln for ln in lines), r.stderr
+    assert "interpolating: 0/" not in r.stderr
+    r = ok("interpolate", src, "-o", tmp_path / "q.mp4", "--model", "blend", "-q")
+    assert "interpolating" not in r.stderr

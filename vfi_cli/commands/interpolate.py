@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from vfi_cli.params import DEINTERLACE_OPTION, KEY_VALUE, RATIONAL, TILE
+
+# Without a terminal there is no bar to redraw: a progress line this often keeps logs short.
+PLAIN_PROGRESS_SECONDS = 10.0
 
 EPILOG = """\b
 Examples:
@@ -238,6 +242,7 @@ class _Output:
         self.json, self.quiet = json_events, quiet
         self.progress = None
         self.task = None
+        self.last_line: float | None = None  # when the last plain progress line was written
 
     def event(self, e: dict) -> None:
         from vfi_cli.ui import print_notice, print_warning
@@ -268,6 +273,7 @@ class _Output:
 
     def _bar(self, e: dict) -> None:
         if not sys.stderr.isatty():
+            self._plain_progress(e)
             return
         if self.progress is None:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -292,7 +298,24 @@ class _Output:
         )
         self.progress.update(self.task, completed=e["done"], fps=f"{e['fps']:.1f}", rates=rates)
 
+    def _plain_progress(self, e: dict) -> None:
+        """Not a terminal (a log file, a pipe, a batch job): a line every PLAIN_PROGRESS_SECONDS."""
+        now = time.monotonic()
+        if not e["done"] or (
+            self.last_line is not None and now - self.last_line < PLAIN_PROGRESS_SECONDS
+        ):
+            return
+        self.last_line = now
+        pct = 100 * e["done"] / e["total"] if e["total"] else 0.0
+        eta = e.get("eta")
+        left = f", {int(eta) // 60}:{int(eta) % 60:02d} left" if eta is not None else ""
+        sys.stderr.write(
+            f"interpolating: {e['done']}/{e['total']} frames ({pct:.0f} %), {e['fps']:.1f} fps"
+            f"{left}\n"
+        )
+
     def close(self) -> None:
+        self.last_line = None
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
