@@ -120,6 +120,7 @@ class Plan:
             "timecode": s.timecode,
             "output_timecode": self.timecode,
             "upright_turns": self.turns,
+            "missing_frames": list(s.missing),
             "deinterlace": self.deinterlace,
             "telecined": (
                 {"rate": _q(self.telecined[0]), "frames": self.telecined[1]}
@@ -360,6 +361,14 @@ def make_plan(
 
         telecined = (info.rate, info.frame_count)
         info = film_info(info)  # the rate, count and times the model will see
+    if info.missing:
+        shown = ", ".join(str(n) for n in info.missing[:5]) + (
+            " ..." if len(info.missing) > 5 else ""
+        )
+        warnings.append(
+            f"{len(info.missing)} numbered frame(s) missing from {info.path.name} ({shown}): "
+            "their times are filled by interpolation"
+        )
     if info.uncarried:
         base = " (the output keeps HDR10's static metadata)" if info.hdr10 else ""
         warnings.append(f"not carried: the source's {', '.join(info.uncarried)}{base}")

@@ -736,3 +736,30 @@ def test_progress_lines_without_a_terminal(tmp_path, monkeypatch):
     assert "interpolating: 0/" not in r.stderr
     r = ok("interpolate", src, "-o", tmp_path / "q.mp4", "--model", "blend", "-q")
     assert "interpolating" not in r.stderr
+
+
+def test_a_frame_missing_from_a_render_is_filled(tmp_path):
+    # shot.1004.png is missing: the frames keep their numbers' times, and --factor 1 makes 1004.
+    src = tmp_path / "render"
+    src.mkdir()
+    pictures = {n: clips.pattern(n - 1001, 64, 48) for n in (1001, 1002, 1003, 1005, 1006)}
+    for n, p in pictures.items():
+        write_png(src / f"shot.{n}.png", p, 8)
+    out = tmp_path / "filled"
+    out.mkdir()
+    r = ok("interpolate", src, "-o", out, "--factor", "1", "--model", "blend")
+    assert "1 numbered frame(s) missing from render (1004)" in r.output
+    frames = pngs(out)
+    assert len(frames) == 6
+    for k, n in enumerate((1001, 1002, 1003)):
+        assert np.array_equal(frames[k], pictures[n])
+    assert np.array_equal(frames[4], pictures[1005]) and np.array_equal(frames[5], pictures[1006])
+    halfway = (pictures[1003].astype(float) + pictures[1005]) / 2
+    assert np.abs(frames[3] - halfway).max() <= 1  # the blend model's frame between 1003 and 1005
+    # Names without one number each are taken as consecutive, as before.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        write_png(plain / name, clips.pattern(i, 64, 48), 8)
+    plan = json.loads(ok("probe", plain, "--json").stdout)
+    assert plan["missing_frames"] == [] and plan["frames_in"] == 3

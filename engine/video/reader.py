@@ -18,6 +18,7 @@ see :mod:`engine.video.fields`.
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import re
 from collections import deque
@@ -85,6 +86,7 @@ class SourceInfo:
     sar: Fraction | None = None  # sample (pixel) aspect ratio when not square (DVD, DV, HDV)
     timecode: str = ""  # SMPTE timecode of the first frame (a tmcd track, or a tag), if any
     uncarried: tuple[str, ...] = ()  # per-frame metadata not carried (engine.video.hdr.uncarried)
+    missing: tuple[int, ...] = ()  # frame directories: numbers the numbering skips (a gap in time)
 
     @property
     def duration(self) -> Fraction:
@@ -184,11 +186,25 @@ def list_frames(directory: Path) -> list[Path]:
     if not files:
         raise VfiError(f"{directory} holds no image frames ({', '.join(IMAGE_EXTS[:4])}, ...)")
 
-    def key(p: Path):
-        nums = re.findall(r"\d+", p.stem)
-        return (int(nums[-1]) if nums else -1, p.name)
+    return sorted(
+        files, key=lambda p: (frame_number(p) if frame_number(p) is not None else -1, p.name)
+    )
 
-    return sorted(files, key=key)
+
+def frame_number(path: Path) -> int | None:
+    """The frame number in a file name: its last run of digits (``shot_v2.1047.exr`` -> 1047)."""
+    nums = re.findall(r"\d+", path.stem)
+    return int(nums[-1]) if nums else None
+
+
+def numbered_slots(files: list[Path]) -> list[int] | None:
+    """Each frame's slot (its number minus the first's) when the numbers say where frames are
+    missing: all present, distinct, increasing. None otherwise: the files are consecutive.
+    """
+    numbers = [frame_number(p) for p in files]
+    if any(n is None for n in numbers) or any(b <= a for a, b in itertools.pairwise(numbers)):
+        return None
+    return [n - numbers[0] for n in numbers]
 
 
 class Source:
@@ -634,11 +650,22 @@ def _nominal_rate(header_rates, scan: _Scan, vfr: bool, tb: Fraction) -> Fractio
 
 
 class ImageSequence(Source):
+    """Still images as frames: a pair, or a directory of numbered frames.
+
+    In a directory, frame ``i`` is at ``slot_i / rate`` where ``slot_i`` is its number minus the
+    first frame's: a frame missing from a render (``0046``, ``0048``) leaves a gap in time that the
+    interpolation fills like any other. Files without such numbers are consecutive.
+    """
+
     def __init__(self, path: Path, files: list[Path], kind: str, rate: Fraction):
         self.path = path
         self.files = files
         self.errors = 0
         self.dropped = 0
+        slots = numbered_slots(files) if kind == "frames" else None
+        self.slots = slots or list(range(len(files)))
+        base = frame_number(files[0]) or 0
+        missing = sorted(set(range(self.slots[-1] + 1)) - set(self.slots))
         first = _read_image(files[0])
         h, w = first.height, first.width
         pix_fmt = first.format.name
@@ -650,8 +677,8 @@ class ImageSequence(Source):
             height=h,
             rate=rate,
             start=Fraction(0),
-            end=Fraction(len(files)) / rate,
-            last_time=Fraction(len(files) - 1) / rate,
+            end=Fraction(self.slots[-1] + 1) / rate,
+            last_time=Fraction(self.slots[-1]) / rate,
             frame_count=len(files),
             vfr=False,
             codec=first_codec(files[0]),
@@ -661,6 +688,7 @@ class ImageSequence(Source):
             tick=1 / rate,
             transparent=is_transparent(first),
             rotation=int(getattr(first, "rotation", 0) or 0),  # a photo's EXIF orientation
+            missing=tuple(base + m for m in missing),
         )
 
     def frames(
@@ -678,7 +706,8 @@ class ImageSequence(Source):
                 )
             arr = frame.to_ndarray(format=fmt)
             thumb = _thumbnail(frame, {"format": fmt}, self.info.depth, thumb_width)
-            yield SourceFrame(i, Fraction(i) / self.info.rate, torch.from_numpy(arr), thumb)
+            time = Fraction(self.slots[i]) / self.info.rate
+            yield SourceFrame(i, time, torch.from_numpy(arr), thumb)
 
 
 def first_codec(path: Path) -> str:
