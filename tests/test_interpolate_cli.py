@@ -763,3 +763,10 @@ def test_a_frame_missing_from_a_render_is_filled(tmp_path):
         write_png(plain / name, clips.pattern(i, 64, 48), 8)
     plan = json.loads(ok("probe", plain, "--json").stdout)
     assert plan["missing_frames"] == [] and plan["frames_in"] == 3
+    # Numbered in tens: the step is the numbering's, and 40 is the one missing.
+    tens = tmp_path / "tens"
+    tens.mkdir()
+    for n in (10, 20, 30, 50):
+        write_png(tens / f"f{n:04d}.png", clips.pattern(n, 64, 48), 8)
+    plan = json.loads(ok("probe", tens, "--json", "--factor", "1").stdout)
+    assert plan["missing_frames"] == [40] and plan["frames_out"] == 5

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import os
 import re
 from collections import deque
@@ -197,14 +198,17 @@ def frame_number(path: Path) -> int | None:
     return int(nums[-1]) if nums else None
 
 
-def numbered_slots(files: list[Path]) -> list[int] | None:
-    """Each frame's slot (its number minus the first's) when the numbers say where frames are
-    missing: all present, distinct, increasing. None otherwise: the files are consecutive.
+def numbered_slots(files: list[Path]) -> tuple[list[int], int] | None:
+    """(each frame's slot, the numbering's step) when the numbers say where frames are missing.
+
+    The step is the numbers' common divisor (renders numbered 10, 20, 30 are consecutive); a slot
+    is (number - first) / step. None when a file has no number or numbers repeat: consecutive.
     """
     numbers = [frame_number(p) for p in files]
     if any(n is None for n in numbers) or any(b <= a for a, b in itertools.pairwise(numbers)):
         return None
-    return [n - numbers[0] for n in numbers]
+    step = math.gcd(*(b - a for a, b in itertools.pairwise(numbers))) or 1
+    return [(n - numbers[0]) // step for n in numbers], step
 
 
 class Source:
@@ -662,8 +666,8 @@ class ImageSequence(Source):
         self.files = files
         self.errors = 0
         self.dropped = 0
-        slots = numbered_slots(files) if kind == "frames" else None
-        self.slots = slots or list(range(len(files)))
+        numbered = numbered_slots(files) if kind == "frames" else None
+        self.slots, step = numbered or (list(range(len(files))), 1)
         base = frame_number(files[0]) or 0
         missing = sorted(set(range(self.slots[-1] + 1)) - set(self.slots))
         first = _read_image(files[0])
@@ -688,7 +692,7 @@ class ImageSequence(Source):
             tick=1 / rate,
             transparent=is_transparent(first),
             rotation=int(getattr(first, "rotation", 0) or 0),  # a photo's EXIF orientation
-            missing=tuple(base + m for m in missing),
+            missing=tuple(base + step * m for m in missing),
         )
 
     def frames(
