@@ -770,3 +770,19 @@ def test_a_frame_missing_from_a_render_is_filled(tmp_path):
         write_png(tens / f"f{n:04d}.png", clips.pattern(n, 64, 48), 8)
     plan = json.loads(ok("probe", tens, "--json", "--factor", "1").stdout)
     assert plan["missing_frames"] == [40] and plan["frames_out"] == 5
+
+
+def test_float_renders_are_refused_in_one_line(tmp_path):
+    # EXR holds scene-linear floats: written as 8/16-bit picture they would look dark and clip.
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    for i in range(2):
+        cc = av.CodecContext.create("exr", "w")
+        cc.width, cc.height, cc.pix_fmt, cc.time_base = 16, 8, "gbrpf32le", Q(1, 1)
+        planes = np.full((8, 16, 3), 0.5 + i, np.float32)  # above 1.0: HDR
+        frame = av.VideoFrame.from_ndarray(planes, format="gbrpf32le", channel_last=True)
+        (renders / f"r{i}.exr").write_bytes(b"".join(bytes(p) for p in cc.encode(frame)))
+    for args in ([renders], [renders / "r0.exr", renders / "r1.exr"]):
+        r = vfi("interpolate", *args, "-o", tmp_path / "o.mp4", "--model", "blend")
+        assert r.exit_code == 1 and "floating-point (scene-linear) image" in r.output, r.output
+        assert "Traceback" not in r.output and not (tmp_path / "o.mp4").exists()

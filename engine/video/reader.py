@@ -36,6 +36,13 @@ from engine.video.color import ColorInfo, bit_depth, color_info, is_rgb, rgb_for
 from engine.video.hdr import read_hdr10, uncarried
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".tga", ".ppm", ".dpx")
+# Scene-linear floating-point images (VFX renders): no display transform is known for them, and
+# storing their linear values as 8/16-bit picture would show them dark and clip the highlights.
+FLOAT_IMAGE_EXTS = (".exr", ".hdr", ".pfm")
+FLOAT_REFUSAL = (
+    "is a floating-point (scene-linear) image, which vfi does not interpolate yet; export the "
+    "frames through your view transform as 16-bit PNG or TIFF"
+)
 DEFAULT_FRAMES_FPS = Fraction(24)
 
 
@@ -177,6 +184,11 @@ def _rate(input_fps) -> Fraction:
     return rate
 
 
+def is_float(pix_fmt: str) -> bool:
+    """Floating-point samples (gbrpf32le, rgbaf16le, grayf32le ...)."""
+    return bool(re.search(r"f(16|32)(le|be)?$", pix_fmt))
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTS
 
@@ -185,6 +197,9 @@ def list_frames(directory: Path) -> list[Path]:
     """Image files of a directory in frame order (by the last number in the name, then name)."""
     files = [p for p in directory.iterdir() if p.is_file() and is_image_file(p)]
     if not files:
+        floats = sorted(p for p in directory.iterdir() if p.suffix.lower() in FLOAT_IMAGE_EXTS)
+        if floats:
+            raise VfiError(f"{floats[0]} {FLOAT_REFUSAL}")
         raise VfiError(f"{directory} holds no image frames ({', '.join(IMAGE_EXTS[:4])}, ...)")
 
     return sorted(
@@ -673,6 +688,8 @@ class ImageSequence(Source):
         first = _read_image(files[0])
         h, w = first.height, first.width
         pix_fmt = first.format.name
+        if is_float(pix_fmt):
+            raise VfiError(f"{files[0]} {FLOAT_REFUSAL}")
         depth = bit_depth(pix_fmt) if pix_fmt != "pal8" else 8
         self.info = SourceInfo(
             path=path,
