@@ -390,8 +390,19 @@ def make_plan(
         if kind == "image" and factor != 2:
             raise VfiError(f"--factor {factor} makes {factor - 1} frames: give a directory")
         pair_times = [Fraction(j, int(factor)) for j in range(1, int(factor))]
+    fps = options.fps
+    if kind == "video" and output.suffix.lower() == ".gif" and fps is None and not options.slowmo:
+        from engine.video.gif import MAX_PLAYABLE_RATE
+
+        if options.factor is None and info.rate * 2 > MAX_PLAYABLE_RATE:
+            # 2x would be faster than browsers play a GIF: the fastest they do instead.
+            fps = MAX_PLAYABLE_RATE
+            warnings.append(
+                f"GIF output at {fps} fps, not 2x ({float(info.rate * 2):g}): browsers play "
+                "faster GIFs slower; --fps or --factor overrides"
+            )
     timing = make_timing(
-        info.rate, info.start, factor=options.factor, fps=options.fps, slowmo=options.slowmo
+        info.rate, info.start, factor=options.factor, fps=fps, slowmo=options.slowmo
     )
     frames_out = len(pair_times) if pair_times else timing.count(info.end)
 

@@ -65,8 +65,12 @@ def test_gif_output_end_to_end(tmp_path):
 
 def test_fast_gif_warns_before_any_work(tmp_path):
     src = clips.make_clip(tmp_path / "c.mp4", frames=4, rate=Q(30))
-    r = vfi("interpolate", src, "-o", tmp_path / "o.gif", "--model", "blend", "--dry-run")
+    r = vfi("interpolate", src, "-o", tmp_path / "o.gif", "--model", "blend", "--dry-run",
+            "--factor", "2")  # fmt: skip
     assert r.exit_code == 0 and "browsers play frames shorter than 2/100 s" in r.output, r.output
+    # Without --factor or --fps, GIF output goes to the fastest rate browsers play, not 2x.
+    r = vfi("interpolate", src, "-o", tmp_path / "o.gif", "--model", "blend", "--dry-run")
+    assert "GIF output at 50 fps, not 2x (60)" in r.output and "frames at 50 fps" in r.output
     assert rate_warning(MAX_PLAYABLE_RATE) is None
     assert not (tmp_path / "o.gif").exists()
 
