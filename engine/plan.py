@@ -38,9 +38,8 @@ class Options:
     scene_threshold: float = 0.12
     dedup: bool = False
     dup_threshold: float = 0.02
-    deinterlace: str = (
-        "auto"  # "auto" (when the video says it is interlaced) | "on" | "off" | "ivtc"
-    )
+    # "auto" (when the video says it is interlaced) | "on" | "off" | "ivtc" (telecined film)
+    deinterlace: str = "auto"
     no_audio: bool = False
     codec: str | None = None
     crf: int | None = None
@@ -218,6 +217,42 @@ def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
     return "bwdif" if mode == "on" or info.interlaced else ""
 
 
+def _source_notes(info) -> list[str]:
+    """Warnings about the source itself: gaps in a render, what cannot be carried, alpha."""
+    notes = []
+    if info.missing:
+        shown = ", ".join(str(n) for n in info.missing[:5])
+        shown += " ..." if len(info.missing) > 5 else ""
+        notes.append(
+            f"{len(info.missing)} numbered frame(s) missing from {info.path.name} ({shown}): "
+            "their times are filled by interpolation"
+        )
+    if info.uncarried:
+        base = " (the output keeps HDR10's static metadata)" if info.hdr10 else ""
+        notes.append(f"not carried: the source's {', '.join(info.uncarried)}{base}")
+    if info.transparent:
+        notes.append(
+            f"{info.path.name} has transparency (alpha): vfi interpolates colour only, so the "
+            "output is opaque and transparent areas show the colour stored under them"
+        )
+    return notes
+
+
+def _gif_rate(options: Options, in_rate: Fraction, warnings: list[str]) -> Fraction | None:
+    """--fps for GIF output: the user's, or 50 where the default 2x would be faster than that."""
+    from engine.video.gif import MAX_PLAYABLE_RATE
+
+    if options.fps is not None or options.factor is not None or options.slowmo:
+        return options.fps
+    if in_rate * 2 <= MAX_PLAYABLE_RATE:
+        return None
+    warnings.append(
+        f"GIF output at {MAX_PLAYABLE_RATE} fps, not 2x ({float(in_rate * 2):g}): browsers play "
+        "faster GIFs slower; --fps or --factor overrides"
+    )
+    return MAX_PLAYABLE_RATE
+
+
 def _carry_timecode(info, in_rate, out_rate, kind, encode, warnings: list[str]) -> str:
     """The output's first timecode label, or "" (with a warning when the source had one)."""
     from engine.timecode import carry
@@ -361,22 +396,7 @@ def make_plan(
 
         telecined = (info.rate, info.frame_count)
         info = film_info(info)  # the rate, count and times the model will see
-    if info.missing:
-        shown = ", ".join(str(n) for n in info.missing[:5]) + (
-            " ..." if len(info.missing) > 5 else ""
-        )
-        warnings.append(
-            f"{len(info.missing)} numbered frame(s) missing from {info.path.name} ({shown}): "
-            "their times are filled by interpolation"
-        )
-    if info.uncarried:
-        base = " (the output keeps HDR10's static metadata)" if info.hdr10 else ""
-        warnings.append(f"not carried: the source's {', '.join(info.uncarried)}{base}")
-    if info.transparent:
-        warnings.append(
-            f"{info.path.name} has transparency (alpha): vfi interpolates colour only, so the "
-            "output is opaque and transparent areas show the colour stored under them"
-        )
+    warnings += _source_notes(info)
 
     pair_times: list[Fraction] = []
     if info.kind == "pair":
@@ -391,16 +411,8 @@ def make_plan(
             raise VfiError(f"--factor {factor} makes {factor - 1} frames: give a directory")
         pair_times = [Fraction(j, int(factor)) for j in range(1, int(factor))]
     fps = options.fps
-    if kind == "video" and output.suffix.lower() == ".gif" and fps is None and not options.slowmo:
-        from engine.video.gif import MAX_PLAYABLE_RATE
-
-        if options.factor is None and info.rate * 2 > MAX_PLAYABLE_RATE:
-            # 2x would be faster than browsers play a GIF: the fastest they do instead.
-            fps = MAX_PLAYABLE_RATE
-            warnings.append(
-                f"GIF output at {fps} fps, not 2x ({float(info.rate * 2):g}): browsers play "
-                "faster GIFs slower; --fps or --factor overrides"
-            )
+    if output.suffix.lower() == ".gif" and kind == "video":
+        fps = _gif_rate(options, info.rate, warnings)
     timing = make_timing(
         info.rate, info.start, factor=options.factor, fps=fps, slowmo=options.slowmo
     )
