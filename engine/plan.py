@@ -174,10 +174,10 @@ def default_output(inputs: list[Path], options: Options) -> Path:
 
 
 def _holding_ext(ext: str, codec: str | None) -> str:
-    """``ext``, or where its container cannot hold ``codec`` the codec's own (writer.holding_ext)."""
+    """``ext``, or where its container cannot hold ``codec`` the codec's own (codecs.holding_ext)."""
     import av
 
-    from engine.video.writer import CODEC_ALIASES, CONTAINERS, container_holds, holding_ext
+    from engine.video.codecs import CODEC_ALIASES, CONTAINERS, container_holds, holding_ext
 
     if not codec:
         return ext
@@ -292,7 +292,7 @@ def output_kind(output: Path, n_inputs: int) -> str:
             )
         return "image"
     if output.suffix:
-        from engine.video.writer import container_for
+        from engine.video.codecs import container_for
 
         container_for(output)  # raises a clear error for an unknown extension
     return "frames"

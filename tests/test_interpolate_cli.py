@@ -235,7 +235,7 @@ def test_tiny_model_from_a_weights_file(tmp_path, tiny_model):
 
 
 def software_encoders():
-    from engine.video.writer import KNOWN_CODECS, is_hardware
+    from engine.video.codecs import KNOWN_CODECS, is_hardware
 
     return [c for c in KNOWN_CODECS if c in av.codecs_available and not is_hardware(c)]
 
@@ -244,7 +244,7 @@ def software_encoders():
 def test_every_software_encoder_end_to_end(cfr, tmp_path, capfd, codec):
     # Iterates the encoder table, so a codec added there is muxed here too (AV1 once failed at the
     # mux: its segments decode with libdav1d, which names no encoder).
-    from engine.video.writer import DNXHR_MIN_SIZE, holding_ext
+    from engine.video.codecs import DNXHR_MIN_SIZE, holding_ext
 
     out = tmp_path / f"o{holding_ext(codec)}"
     src = cfr

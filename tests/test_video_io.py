@@ -134,7 +134,7 @@ def test_plan_encoding_choices(tmp_path):
 
 
 def intermediate_profiles():
-    from engine.video.writer import PROFILE_PIX_FMTS
+    from engine.video.codecs import PROFILE_PIX_FMTS
 
     return [(c, p, f) for c, table in PROFILE_PIX_FMTS.items() for p, f in table.items()]
 

@@ -22,64 +22,22 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.errors import VfiError, short_reason
-from engine.video import gif, hdr
+from engine.video import codecs, gif, hdr
+from engine.video.codecs import (
+    CODEC_ALIASES,
+    CODEC_DEFAULTS,
+    DEEP_PROFILE_DEFAULTS,
+    DNXHR_MIN_SIZE,
+    KNOWN_CODECS,
+    PROFILE_PIX_FMTS,
+    container_for,
+    container_holds,
+    default_codec,
+    holding_ext,
+    is_hardware,
+)
 from engine.video.color import TV, ColorInfo, bit_depth, rgb_format
 
-# Output file extension -> FFmpeg muxer.
-CONTAINERS = {
-    ".mp4": "mp4",
-    ".m4v": "mp4",
-    ".mov": "mov",
-    ".mkv": "matroska",
-    ".webm": "webm",
-    ".nut": "nut",
-    ".gif": "gif",
-}
-# Codec -> (CRF option name or None, default CRF, default preset option, default preset value).
-# libx264 defaults to `veryfast` (as HandBrake's "Fast" presets do): at CRF 18 it measured 1.0-1.4 dB
-# lower Y-PSNR than `fast` (still 45-52 dB against the source: visually transparent) at the same or
-# a smaller size, and encodes 2.1-2.2x faster, which is what lets the pipeline keep up with the GPU
-# (docs/benchmarks.md). `--preset slow` is there for archival output.
-CODEC_DEFAULTS = {
-    "libx264": ("crf", "18", "preset", "veryfast"),
-    "libx265": ("crf", "20", "preset", "fast"),
-    "libvpx-vp9": ("crf", "30", "cpu-used", "4"),
-    "libsvtav1": ("crf", "30", "preset", "8"),
-    "libaom-av1": ("crf", "30", "cpu-used", "6"),
-    "ffv1": (None, None, None, None),  # lossless
-    # Editing intermediates: the profile is their quality knob, so --preset names it.
-    "prores_ks": (None, None, "profile", "hq"),
-    "dnxhd": (None, None, "profile", "dnxhr_hq"),
-    "gif": (None, None, None, None),  # 256 colours a frame (engine.video.gif), then lossless
-    "h264_nvenc": ("cq", "19", "preset", "p4"),
-    "hevc_nvenc": ("cq", "21", "preset", "p4"),
-    "av1_nvenc": ("cq", "28", "preset", "p4"),
-}
-KNOWN_CODECS = tuple(CODEC_DEFAULTS)
-HARDWARE_SUFFIXES = ("_nvenc", "_qsv", "_amf", "_vaapi", "_videotoolbox")
-# Intermediate codecs whose profile fixes the pixel format (ProRes 4444 and DNxHR 444 are 4:4:4,
-# HQX and every ProRes 4:2:2 profile 10-bit): a profile here overrides the format that would follow
-# the source, so `--preset 4444` alone gives a file that opens.
-PROFILE_PIX_FMTS = {
-    "prores_ks": {
-        **dict.fromkeys(("proxy", "lt", "standard", "hq"), "yuv422p10le"),
-        **dict.fromkeys(("4444", "4444xq"), "yuv444p10le"),
-    },
-    "dnxhd": {
-        **dict.fromkeys(("dnxhr_lb", "dnxhr_sq", "dnxhr_hq"), "yuv422p"),
-        "dnxhr_hqx": "yuv422p10le",
-        "dnxhr_444": "yuv444p10le",
-    },
-}
-# FFmpeg's DNxHR encoder refuses smaller frames (dnxhdenc.c), with a message vfi's quiet log hides.
-DNXHR_MIN_SIZE = (256, 120)
-# DNxHR's 8-bit profiles would cut a 10-bit source's depth; HQX is its 10-bit 4:2:2 profile.
-DEEP_PROFILE_DEFAULTS = {"dnxhd": "dnxhr_hqx"}
-# Names users type for the intermediates -> the encoder vfi uses (FFmpeg's own `prores` is the
-# older prores_aw, which takes no named profile; `dnxhr` is no FFmpeg name at all).
-CODEC_ALIASES = {"prores": "prores_ks", "dnxhr": "dnxhd"}
-# Codecs MP4 cannot hold: with no -o, their output goes to .mov (editors' container for them).
-MOV_CODECS = ("prores_ks", "prores", "prores_aw", "dnxhd")
 SEGMENT_SECONDS = 4  # journal granularity; also a natural keyframe interval
 
 
@@ -118,37 +76,6 @@ class EncodePlan:
         if self.sar:
             size += f" SAR {self.sar.numerator}:{self.sar.denominator}"
         return f"{self.codec} {self.pix_fmt} {size} {opts}".strip()
-
-
-def is_hardware(codec: str) -> bool:
-    return codec.endswith(HARDWARE_SUFFIXES)
-
-
-def default_codec(container: str, source_depth: int) -> str:
-    """libx264, or libx265 for sources deeper than 8 bits (vp9 in WebM).
-
-    H.264 keeps 10 bits only in the High 10 profile, which almost no hardware decoder plays;
-    HEVC Main 10 is what 10-bit and HDR video is delivered in.
-    """
-    import av
-
-    if container == "webm":
-        return "libvpx-vp9"
-    if container == "gif":
-        return "gif"
-    if source_depth > 8 and "libx265" in av.codecs_available:
-        return "libx265"
-    return "libx264"
-
-
-def container_for(path: Path) -> str:
-    fmt = CONTAINERS.get(path.suffix.lower())
-    if fmt is None:
-        raise VfiError(
-            f"unknown output extension {path.suffix or '(none)'!r}; use one of "
-            f"{', '.join(CONTAINERS)} or an existing directory for PNG frames"
-        )
-    return fmt
 
 
 def plan_encoding(
@@ -209,7 +136,7 @@ def plan_encoding(
     if codec == "gif":
         opts.update(gif.ENCODER_OPTIONS)
     if preset_key:
-        default = _default_profile(codec, source_pix_fmt, source_depth) or preset_default
+        default = codecs.default_profile(codec, source_pix_fmt, source_depth) or preset_default
         opts[preset_key] = str(preset if preset is not None else default)
     elif preset is not None:
         raise VfiError(f"{codec} takes no --preset; set encoder options with -e key=value")
@@ -274,39 +201,9 @@ def plan_encoding(
     )
 
 
-def _default_profile(codec: str, source_pix_fmt: str, source_depth: int) -> str | None:
-    """The intermediate codecs' profile that keeps the source: 4:4:4 stays 4:4:4, 10-bit 10-bit."""
-    if codec not in PROFILE_PIX_FMTS:
-        return None
-    full_chroma = source_pix_fmt.startswith(("yuv444", "yuvj444", "gbr", "rgb", "bgr"))
-    if full_chroma:
-        return {"prores_ks": "4444", "dnxhd": "dnxhr_444"}[codec]
-    if source_depth > 8:
-        return DEEP_PROFILE_DEFAULTS.get(codec)
-    return None
-
-
 def _subsampled(fmt, axis: str) -> bool:
     probe = 4
     return (fmt.chroma_width(probe) if axis == "w" else fmt.chroma_height(probe)) < probe
-
-
-def container_holds(container: str, codec_name: str) -> bool:
-    """Whether FFmpeg's ``container`` muxer takes ``codec_name`` video (an encoder's name)."""
-    import io
-
-    import av
-
-    out = av.open(io.BytesIO(), "w", format=container)
-    try:
-        supported = getattr(out, "supported_codecs", None)
-        if supported is None:
-            return True
-        # Encoders are named libx264 etc.; containers list codec names (h264).
-        codec = av.codec.Codec(codec_name, "w")
-        return codec.name in supported or codec.canonical_name in supported
-    finally:
-        out.close()
 
 
 def _check_container_accepts(container: str, codec_name: str, out_path: Path) -> None:
@@ -315,13 +212,6 @@ def _check_container_accepts(container: str, codec_name: str, out_path: Path) ->
             f"{out_path.suffix} files cannot hold {codec_name} video; pick another --codec "
             f"or another output extension ({holding_ext(codec_name)} holds it)"
         )
-
-
-def holding_ext(codec_name: str) -> str:
-    """The output extension for an encoder whose container the user did not name."""
-    if codec_name == "gif":
-        return ".gif"
-    return ".mov" if codec_name in MOV_CODECS else ".mkv"  # Matroska holds nearly everything
 
 
 def _choose_pix_fmt(requested, formats, source_pix_fmt, source_depth, codec, warnings) -> str:
