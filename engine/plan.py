@@ -207,6 +207,15 @@ def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
                 "fields' combing is interpolated as if it were picture"
             )
         return ""
+    if mode == "auto" and info.interlaced and _telecine_rate(info.rate):
+        from engine.video.fields import looks_telecined
+
+        if looks_telecined(info.path, info.video_index):
+            warnings.append(
+                "the video is telecined film (a 2:3 pulldown cadence): its 24p frames are "
+                "recovered first (--deinterlace ivtc); --deinterlace on deinterlaces instead"
+            )
+            return "ivtc"
     if mode == "ivtc":
         if not info.interlaced:
             warnings.append(
@@ -251,6 +260,12 @@ def _gif_rate(options: Options, in_rate: Fraction, warnings: list[str]) -> Fract
         "faster GIFs slower; --fps or --factor overrides"
     )
     return MAX_PLAYABLE_RATE
+
+
+def _telecine_rate(rate: Fraction) -> bool:
+    from engine.video.fields import TELECINE_RATES
+
+    return any(abs(rate - r) < Fraction(1, 100) for r in TELECINE_RATES)
 
 
 def _carry_timecode(info, in_rate, out_rate, kind, encode, warnings: list[str]) -> str:

@@ -568,6 +568,20 @@ def test_telecined_film_gets_its_frames_back(tmp_path):
     assert len(shown) == 30 and len(set(shown)) < 30 and shown == sorted(shown), shown
 
 
+def test_auto_finds_the_pulldown_cadence(tmp_path):
+    # --deinterlace auto (the default) on interlaced 29.97: telecined film gets ivtc, video shot
+    # interlaced gets bwdif.
+    tele = clips.telecined_clip(tmp_path / "t.mp4", film_frames=24)
+    r = ok("probe", tele, "--json")
+    plan = json.loads(r.stdout)
+    assert plan["deinterlace"] == "ivtc" and plan["frames_in"] == 24
+    assert any("telecined film" in w for w in plan["warnings"]), plan["warnings"]
+    shot = clips.interlaced_clip(tmp_path / "i.mkv", frames=30, rate=Q(30000, 1001))
+    assert json.loads(ok("probe", shot, "--json").stdout)["deinterlace"] == "bwdif"
+    forced = json.loads(ok("probe", tele, "--json", "--deinterlace", "on").stdout)
+    assert forced["deinterlace"] == "bwdif" and forced["frames_in"] == 30
+
+
 def test_ivtc_needs_telecine_rates(tmp_path):
     src = clips.interlaced_clip(tmp_path / "pal.mkv", frames=4)  # 25 fps
     r = vfi("interpolate", src, "--deinterlace", "ivtc", "--model", "blend")

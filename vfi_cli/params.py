@@ -74,7 +74,7 @@ DEINTERLACE_OPTION = click.option(
     type=click.Choice(DEINTERLACE_MODES),
     default="auto",
     show_default=True,
-    help="Fields to frames first (bwdif; 1080i, DV): auto when the video says it is interlaced. "
-    "ivtc: film telecined to 29.97 fps (2:3 pulldown, NTSC DVD and broadcast) back to its 23.976 "
-    "film frames.",
+    help="Fields to frames first. auto: bwdif when the video says it is interlaced (1080i, DV), "
+    "ivtc when that video is film telecined to 29.97 fps (a 2:3 cadence found in its first "
+    "10 s). on: bwdif always. ivtc: the film's 23.976 frames back (NTSC DVD, broadcast).",
 )

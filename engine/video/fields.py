@@ -11,6 +11,9 @@ Both run in the reader, on decoded frames, before the RGB conversion: the model 
   own frames come back, at 4/5 of the rate (29.97 -> 23.976 fps), with no blended or combed frame.
   Interpolating the telecined frames instead would carry the 3:2 judder into every new frame.
 
+``--deinterlace auto`` picks ``ivtc`` for interlaced 29.97 / 30 fps video whose first frames show
+the 2:3 cadence (:func:`looks_telecined`), ``bwdif`` for other interlaced video.
+
 Times after ``ivtc``: the n-th kept frame is at ``start + n / film_rate`` (decimate's output is
 constant-rate); ``n - n // 5`` frames come out of ``n`` (a last, partial cycle is kept whole).
 """
@@ -49,6 +52,49 @@ def inverse_telecine(frames, stream, interlaced: str, rate: Fraction):
         ("decimate", f"cycle={PULLDOWN_CYCLE}"),
     ]
     return _filter(frames, stream, chain, rate=rate)
+
+
+# Telecine detection (``--deinterlace auto`` on interlaced 29.97 / 30 fps video): FFmpeg's idet flags
+# each frame whose top or bottom field repeats the previous frame's. 2:3 pulldown repeats one field
+# in 2 frames of every 5, always at the same two places of the cycle (still shots show none, so the
+# share of frames varies with the content); video shot interlaced repeats none. So: repeats at two
+# phases of the cycle, several cycles over, and few elsewhere (an edit made after the telecine
+# shifts the phase).
+TELECINE_PROBE_FRAMES = 300  # ~10 s: past a fade-in, under a second of decoding at 1080i
+TELECINE_MIN_CYCLES = 4  # repeats seen at least this many times at each of the two phases
+TELECINE_MAX_SHARE = 0.5  # more frames than this with a repeated field is no 2:3 cadence
+TELECINE_PHASE_SHARE = 0.75  # share of the repeats at the two commonest phases
+
+
+def looks_telecined(path, video_index: int) -> bool:
+    """Whether the video's first TELECINE_PROBE_FRAMES frames show a 2:3 pulldown cadence."""
+    import av
+
+    repeats: list[int] = []  # indices of frames with a repeated field
+    n = 0
+    with av.open(str(path)) as container:
+        stream = container.streams[video_index]
+        decoded = (f for packet in container.demux(stream) for f in _decode_quietly(packet))
+        for frame in _filter(
+            itertools.islice(decoded, TELECINE_PROBE_FRAMES), stream, [("idet", "")]
+        ):
+            if frame.metadata.get("lavfi.idet.repeated.current_frame", "neither") != "neither":
+                repeats.append(n)
+            n += 1
+    if not n or len(repeats) > TELECINE_MAX_SHARE * n:
+        return False
+    phases = sorted(sum(1 for i in repeats if i % PULLDOWN_CYCLE == p) for p in range(5))
+    two = phases[-1] + phases[-2]
+    return phases[-2] >= TELECINE_MIN_CYCLES and two >= TELECINE_PHASE_SHARE * len(repeats)
+
+
+def _decode_quietly(packet):
+    import av
+
+    try:
+        return packet.decode()
+    except av.error.FFmpegError:
+        return []
 
 
 def film_info(info):
