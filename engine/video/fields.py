@@ -72,15 +72,19 @@ def looks_telecined(path, video_index: int) -> bool:
 
     repeats: list[int] = []  # indices of frames with a repeated field
     n = 0
-    with av.open(str(path)) as container:
-        stream = container.streams[video_index]
-        decoded = (f for packet in container.demux(stream) for f in _decode_quietly(packet))
-        for frame in _filter(
-            itertools.islice(decoded, TELECINE_PROBE_FRAMES), stream, [("idet", "")]
-        ):
-            if frame.metadata.get("lavfi.idet.repeated.current_frame", "neither") != "neither":
-                repeats.append(n)
-            n += 1
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams[video_index]
+            decoded = (f for packet in container.demux(stream) for f in _decode_quietly(packet))
+            for frame in _filter(
+                itertools.islice(decoded, TELECINE_PROBE_FRAMES), stream, [("idet", "")]
+            ):
+                repeated = frame.metadata.get("lavfi.idet.repeated.current_frame", "neither")
+                if repeated != "neither":
+                    repeats.append(n)
+                n += 1
+    except av.error.FFmpegError:  # a damaged file: judge by what was read before the damage
+        pass
     if not n or len(repeats) > TELECINE_MAX_SHARE * n:
         return False
     phases = sorted(sum(1 for i in repeats if i % PULLDOWN_CYCLE == p) for p in range(5))
