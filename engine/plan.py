@@ -120,6 +120,7 @@ class Plan:
             "output_timecode": self.timecode,
             "upright_turns": self.turns,
             "missing_frames": list(s.missing),
+            "pulldown": s.pulldown,
             "deinterlace": self.deinterlace,
             "telecined": (
                 {"rate": _q(self.telecined[0]), "frames": self.telecined[1]}
@@ -207,6 +208,8 @@ def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
                 "fields' combing is interpolated as if it were picture"
             )
         return ""
+    if mode == "auto" and info.pulldown:
+        return ""  # soft pulldown: whole film frames, whatever the stream's interlaced flag says
     if mode == "auto" and info.interlaced and _telecine_rate(info.rate):
         from engine.video.fields import looks_telecined
 

@@ -800,3 +800,37 @@ def test_float_renders_are_refused_in_one_line(tmp_path):
         r = vfi("interpolate", *args, "-o", tmp_path / "o.mp4", "--model", "blend")
         assert r.exit_code == 1 and "floating-point (scene-linear) image" in r.output, r.output
         assert "Traceback" not in r.output and not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("suffix,time_base", [(".mp4", Q(1, 90000)), (".mkv", None)])
+def test_soft_pulldown_is_timed_as_film(tmp_path, suffix, time_base):
+    # DVD film: 23.976 frames flagged to show for 3 fields, then 2. Demuxed, the times step
+    # 3 and 2 fields in turn; interpolated at those times, the 3:2 judder would stay in every
+    # new frame. Timed as film, 2x puts every source frame on an even output frame.
+    field = Q(1001, 60000)
+    times, t = [], Q(0)
+    for k in range(24):
+        times.append(t)
+        t += field * (3 if k % 2 == 0 else 2)
+    src = clips.make_clip(tmp_path / f"dvd{suffix}", frames=24, times=times, time_base=time_base,
+                          rate=1 / field)  # fmt: skip
+    plan = json.loads(ok("probe", src, "--json").stdout)
+    assert plan["pulldown"] and not plan["vfr"]
+    assert plan["input_rate"]["exact"] == "24000/1001" and plan["frames_out"] == 48
+    assert "soft 2:3 pulldown" in ok("probe", src).output
+    out = tmp_path / "o"
+    out.mkdir()
+    ok("interpolate", src, "-o", out, "--model", "blend")
+    frames = pngs(out)
+    with av.open(str(src)) as c:
+        source = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 48
+    for k in range(24):
+        assert np.array_equal(frames[2 * k], source[k]), k
+    for k in range(23):
+        halfway = (source[k].astype(float) + source[k + 1]) / 2
+        assert np.abs(frames[2 * k + 1] - halfway).max() <= 1, k
+    # Phone-style VFR (gaps of every size) is not taken for pulldown.
+    jitter = [Q(i, 30) + Q((i * 7) % 5, 1000) for i in range(24)]
+    vfr = clips.make_clip(tmp_path / "phone.mkv", frames=24, times=jitter, rate=Q(1000))
+    assert not json.loads(ok("probe", vfr, "--json").stdout)["pulldown"]

@@ -95,6 +95,7 @@ class SourceInfo:
     timecode: str = ""  # SMPTE timecode of the first frame (a tmcd track, or a tag), if any
     uncarried: tuple[str, ...] = ()  # per-frame metadata not carried (engine.video.hdr.uncarried)
     missing: tuple[int, ...] = ()  # frame directories: numbers the numbering skips (a gap in time)
+    pulldown: bool = False  # soft 2:3 pulldown: frame times re-gridded to the film rate (``rate``)
 
     @property
     def duration(self) -> Fraction:
@@ -290,7 +291,10 @@ class VideoFile(Source):
                     time = info.start if last is None else last + step
                 else:  # the frame's own time base: the filters hand frames back in their own
                     time = frame.pts * (to_fraction(frame.time_base) or tb)
-                if not info.vfr:
+                if info.pulldown and deinterlace != "ivtc":
+                    # Shown for 2 or 3 fields, each film frame is nearest its own film-grid time.
+                    time = info.start + Fraction(round((time - info.start) * rate)) / rate
+                elif not info.vfr:
                     time = snap_to_grid(time, info.start, rate, info.tick)
                 if last is not None and time <= last:
                     self.dropped += 1
@@ -433,12 +437,18 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
     if scan.count == 0:
         raise VfiError(f"{path} has no readable video frames")
     vfr = is_vfr(scan.min_gap, scan.max_gap, scan.median_gap, tb) if scan.count > 2 else False
-    rate = rate_override or _nominal_rate(header_rates, scan, vfr, tb)
+    film = soft_pulldown_rate(scan.gaps, tb) if vfr and rate_override is None else None
+    if film is not None:  # film frames shown 2 and 3 fields in turn: their own rate is CFR
+        vfr = False
+    rate = rate_override or film or _nominal_rate(header_rates, scan, vfr, tb)
     if rate is None:
         raise VfiError(f"{path}: cannot tell its frame rate; give it with --input-fps")
     last_duration = scan.last_duration or (1 / rate)
     last = scan.last
-    if not vfr:  # CFR: times on the exact grid (coarse container clocks round them)
+    if film is not None:  # soft pulldown: the last film frame's own slot
+        last = scan.first + Fraction(round((scan.last - scan.first) * rate)) / rate
+        last_duration = 1 / rate
+    elif not vfr:  # CFR: times on the exact grid (coarse container clocks round them)
         last = snap_to_grid(scan.last, scan.first, rate, tb)
         last_duration = 1 / rate
     return SourceInfo(
@@ -469,6 +479,7 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         sar=sar,
         timecode=timecode,
         uncarried=lost,
+        pulldown=film is not None,
     )
 
 
@@ -588,6 +599,7 @@ class _Scan:
     max_gap: Fraction | None = None
     median_gap: Fraction | None = None
     damaged: int = 0
+    gaps: dict = field(default_factory=dict)  # gap (ticks) -> how often (at most 4096 values)
 
 
 def _scan_packets(path: Path, index: int, tb: Fraction) -> _Scan:
@@ -639,6 +651,7 @@ def _scan_packets(path: Path, index: int, tb: Fraction) -> _Scan:
             take(*heapq.heappop(heap))
     finally:
         container.close()
+    scan.gaps = gaps
     if gaps:
         ordered = sorted(gaps)
         scan.min_gap, scan.max_gap = ordered[0] * tb, ordered[-1] * tb
@@ -649,6 +662,44 @@ def _scan_packets(path: Path, index: int, tb: Fraction) -> _Scan:
                 scan.median_gap = g * tb
                 break
     return scan
+
+
+# Soft pulldown (NTSC DVDs, and their rips): 23.976 film frames stored as such, flagged to be shown
+# for 3 fields, then 2, and so on. Demuxed, their times step by 3 and 2 fields (1/59.94 s each) in
+# turn: variable rate to a scan, yet the film is constant-rate, and interpolating it at those
+# display times would keep the 3:2 judder in every new frame.
+PULLDOWN_MIN_SHARE = 0.9  # of all gaps, those of 2 or 3 fields
+PULLDOWN_BALANCE = (0.8, 1.25)  # 2-field gaps per 3-field gap (1 in 2:3 pulldown)
+FILM_RATES = (Fraction(24000, 1001), Fraction(24))  # carried by 2:3 pulldown at 29.97 / 30
+PULLDOWN_RATE_TOLERANCE = 0.002  # a 1 ms clock's rounding of a 2- plus 3-field pair: < 0.1 %
+
+
+def soft_pulldown_rate(gaps: dict, tb: Fraction) -> Fraction | None:
+    """The film rate when frame gaps are 2 and 3 fields in turn (soft 2:3 pulldown), else None."""
+    total = sum(gaps.values())
+    if total < 8:
+        return None
+    common = sorted(gaps, key=gaps.get, reverse=True)
+    two, three = sorted(common[:2]) if len(common) > 1 else (None, None)
+    if two is None or abs(2 * three - 3 * two) > 2:  # 3 fields vs 2, within clock rounding
+        return None
+
+    def near(g):  # clocks round the gaps: 4504 and 4505 ticks of 90 kHz, 33 and 34 ms
+        return {k: n for k, n in gaps.items() if abs(k - g) <= 1}
+
+    def mean(d):
+        return Fraction(sum(k * n for k, n in d.items()), sum(d.values()))
+
+    n2, n3 = sum(near(two).values()), sum(near(three).values())
+    if (n2 + n3) < PULLDOWN_MIN_SHARE * total:
+        return None
+    if not PULLDOWN_BALANCE[0] <= n2 / max(n3, 1) <= PULLDOWN_BALANCE[1]:
+        return None
+    measured = 2 / ((mean(near(two)) + mean(near(three))) * tb)  # 2 + 3 fields: 2 film frames
+    for film in FILM_RATES:  # the clock rounds the gaps: name the rate they stand for
+        if abs(measured / film - 1) < PULLDOWN_RATE_TOLERANCE:
+            return film
+    return None
 
 
 def _nominal_rate(header_rates, scan: _Scan, vfr: bool, tb: Fraction) -> Fraction | None:

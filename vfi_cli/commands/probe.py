@@ -19,6 +19,8 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 
     w, h = plan["size"]
     rate_kind = "VFR, average" if plan["vfr"] else "CFR"
+    if plan.get("pulldown"):
+        rate_kind = "film (soft 2:3 pulldown: shown for 3 and 2 fields in turn, timed as film)"
     echo(f"input   {plan['input']} ({plan['input_kind']})")
     hdr10 = f", {plan['hdr10']}" if plan.get("hdr10") else ""
     size = f"{w}x{h}"
