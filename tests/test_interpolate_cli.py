@@ -834,3 +834,22 @@ def test_soft_pulldown_is_timed_as_film(tmp_path, suffix, time_base):
     jitter = [Q(i, 30) + Q((i * 7) % 5, 1000) for i in range(24)]
     vfr = clips.make_clip(tmp_path / "phone.mkv", frames=24, times=jitter, rate=Q(1000))
     assert not json.loads(ok("probe", vfr, "--json").stdout)["pulldown"]
+
+
+@pytest.mark.parametrize(
+    "typed,exact",
+    [
+        ("59.94", "60000/1001"),
+        ("29.97", "30000/1001"),
+        ("23.976", "24000/1001"),
+        ("23.98", "24000/1001"),
+        ("119.88", "120000/1001"),
+        ("2997/100", "2997/100"),  # a fraction is taken as written
+        ("59.9", "599/10"),  # too coarse to mean 59.94
+        ("60", "60"),
+        ("50.0", "50"),
+    ],
+)
+def test_ntsc_rates_typed_as_decimals_are_exact(cfr, typed, exact):
+    plan = json.loads(ok("probe", cfr, "--fps", typed, "--json").stdout)
+    assert plan["output_rate"]["exact"] == exact

@@ -32,6 +32,29 @@ class Rational(click.ParamType):
         return result
 
 
+# The NTSC family: N x 1000/1001 frames a second. Typed as decimals (23.976, 29.97, 59.94), they mean
+# these exact rates; taken literally, 2997/100 would drift a frame from a 30000/1001 timeline every
+# 9 hours and mark the file as no standard rate at all.
+NTSC_BASES = (24, 30, 48, 60, 120, 240)
+
+
+class FrameRate(Rational):
+    """A Rational frame rate; a decimal that rounds an NTSC rate (29.97, 23.976) is that rate."""
+
+    name = "rate"
+
+    def convert(self, value, param, ctx):
+        rate = super().convert(value, param, ctx)
+        text = str(value).strip()
+        if "." in text and "/" not in text:
+            digits = len(text.split(".")[1])
+            for base in NTSC_BASES:
+                ntsc = Fraction(base * 1000, 1001)
+                if digits >= 2 and round(ntsc, digits) == rate:  # 59.9 is not precise enough
+                    return ntsc
+        return rate
+
+
 class KeyValue(click.ParamType):
     """'key=value' -> (key, value), e.g. ``-e x264-params=aq-mode=3``."""
 
@@ -65,6 +88,7 @@ class TileSize(click.ParamType):
 
 
 RATIONAL = Rational()
+FRAME_RATE = FrameRate()
 KEY_VALUE = KeyValue()
 TILE = TileSize()
 

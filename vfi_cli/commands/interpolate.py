@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from vfi_cli.params import DEINTERLACE_OPTION, KEY_VALUE, RATIONAL, TILE
+from vfi_cli.params import DEINTERLACE_OPTION, FRAME_RATE, KEY_VALUE, RATIONAL, TILE
 
 # Without a terminal there is no bar to redraw: a progress line this often keeps logs short.
 PLAIN_PROGRESS_SECONDS = 10.0
@@ -33,7 +33,9 @@ Examples:
     help="Video file (container from the extension), .png, or a directory for frames.",
 )
 @click.option("--factor", type=RATIONAL, help="Frame-rate multiplier: 2, 4, 5/2 (default 2).")
-@click.option("--fps", type=RATIONAL, help="Output frame rate instead: 60, 60000/1001.")
+@click.option(
+    "--fps", type=FRAME_RATE, help="Output frame rate instead: 60, 60000/1001 (or 59.94)."
+)
 @click.option(
     "--slowmo",
     is_flag=True,
@@ -127,7 +129,7 @@ Examples:
     type=click.IntRange(1, 32),
     help="Video segments encoded at once (default: by CPU count).",
 )
-@click.option("--input-fps", type=RATIONAL, help="Rate of a frame directory or image pair (24).")
+@click.option("--input-fps", type=FRAME_RATE, help="Rate of a frame directory or image pair (24).")
 @click.option("--json", "json_events", is_flag=True, help="Progress as JSON lines on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")

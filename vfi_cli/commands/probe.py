@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vfi_cli.params import DEINTERLACE_OPTION, RATIONAL, TILE
+from vfi_cli.params import DEINTERLACE_OPTION, FRAME_RATE, RATIONAL, TILE
 
 
 def render_plan(plan: dict, echo=click.echo) -> None:
@@ -80,7 +80,7 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output the plan is for.")
 @click.option("--factor", type=RATIONAL, help="Frame-rate multiplier (2, 5/2).")
-@click.option("--fps", type=RATIONAL, help="Output frame rate (60, 60000/1001).")
+@click.option("--fps", type=FRAME_RATE, help="Output frame rate (60, 60000/1001, 59.94).")
 @click.option("--slowmo", is_flag=True, help="Keep the input rate; duration x factor.")
 @DEINTERLACE_OPTION
 @click.option("--model", default=None, help="Registry name or weights file (default: registry).")
@@ -88,7 +88,7 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 @click.option("--precision", default="auto", show_default=True)
 @click.option("--scale", default="auto", show_default=True)
 @click.option("--tile", type=TILE, default="auto", show_default=True)
-@click.option("--input-fps", type=RATIONAL, help="Rate of a frame directory (default 24).")
+@click.option("--input-fps", type=FRAME_RATE, help="Rate of a frame directory (default 24).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, precision, scale,
             tile, input_fps, as_json):  # fmt: skip
