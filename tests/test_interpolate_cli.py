@@ -853,3 +853,12 @@ def test_soft_pulldown_is_timed_as_film(tmp_path, suffix, time_base):
 def test_ntsc_rates_typed_as_decimals_are_exact(cfr, typed, exact):
     plan = json.loads(ok("probe", cfr, "--fps", typed, "--json").stdout)
     assert plan["output_rate"]["exact"] == exact
+
+
+def test_matroska_output_reads_back_at_its_rate(cfr, tmp_path):
+    # Matroska keeps the frame duration in whole ns: 59.94 comes back as 19001/317 unless the
+    # reader names the standard rate it rounds; and the header must hold the rate at all.
+    out = tmp_path / "o.mkv"
+    ok("interpolate", cfr, "-o", out, "--fps", "59.94", "--model", "blend")
+    plan = json.loads(ok("probe", out, "--json").stdout)
+    assert plan["input_rate"]["exact"] == "60000/1001" and not plan["vfr"]

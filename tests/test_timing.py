@@ -164,3 +164,15 @@ def test_snap_and_vfr_detection():
     assert snap_to_grid(Q(1, 100), Q(0), rate, ms) == Q(1, 100)  # far from the grid: kept
     assert not is_vfr(Q(41, 1000), Q(42, 1000), Q(42, 1000), ms)  # 23.976 in 1 ms ticks
     assert is_vfr(Q(1, 24), Q(1, 12), Q(1, 24), ms)
+
+
+def test_standard_rates_are_recognised():
+    from engine.timing import standard_rate
+
+    assert standard_rate(Q(19001, 317)) == Q(60000, 1001)  # Matroska's ns durations
+    assert standard_rate(Q(24000001, 1000000)) == 24
+    assert standard_rate(Q(30000, 1001)) == Q(30000, 1001)
+    assert standard_rate(Q(25)) == 25
+    assert standard_rate(Q(1, 3)) == Q(1, 3)  # a time-lapse stays what it is
+    assert standard_rate(Q(5994, 100)) == Q(60000, 1001)  # 1e-6 apart
+    assert standard_rate(Q(599, 10)) == Q(599, 10)  # 0.07 % is another rate

@@ -9,6 +9,7 @@ from fractions import Fraction
 import click
 
 from engine.plan import DEINTERLACE_MODES
+from engine.timing import NTSC_BASES
 
 _RATIONAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(\s*/\s*\d+(\.\d*)?)?\s*$")
 
@@ -32,10 +33,9 @@ class Rational(click.ParamType):
         return result
 
 
-# The NTSC family: N x 1000/1001 frames a second. Typed as decimals (23.976, 29.97, 59.94), they mean
-# these exact rates; taken literally, 2997/100 would drift a frame from a 30000/1001 timeline every
-# 9 hours and mark the file as no standard rate at all.
-NTSC_BASES = (24, 30, 48, 60, 120, 240)
+# NTSC rates typed as decimals (23.976, 29.97, 59.94) mean the exact N x 1000/1001 rates; taken
+# literally, 2997/100 would drift a frame from a 30000/1001 timeline every 9 hours and mark the file
+# as no standard rate at all.
 
 
 class FrameRate(Rational):

@@ -30,7 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.errors import VfiError, short_reason
-from engine.timing import is_vfr, snap_to_grid
+from engine.timing import is_vfr, snap_to_grid, standard_rate
 from engine.video import fields
 from engine.video.color import ColorInfo, bit_depth, color_info, is_rgb, rgb_format
 from engine.video.hdr import read_hdr10, uncarried
@@ -703,12 +703,15 @@ def soft_pulldown_rate(gaps: dict, tb: Fraction) -> Fraction | None:
 
 
 def _nominal_rate(header_rates, scan: _Scan, vfr: bool, tb: Fraction) -> Fraction | None:
-    """The input rate: a header rate that matches the packet times (CFR), else the average."""
+    """The input rate: a header rate that matches the packet times (CFR), else the average.
+
+    A CFR rate that rounds a standard one is that rate (engine.timing.standard_rate).
+    """
     if not vfr and scan.median_gap:
         for r in header_rates:
             if r and r > 0 and abs(1 / r - scan.median_gap) <= tb:
-                return r
-        return (1 / scan.median_gap).limit_denominator(1001)
+                return standard_rate(r)
+        return standard_rate((1 / scan.median_gap).limit_denominator(1001))
     if scan.count > 1 and scan.last > scan.first:
         avg = Fraction(scan.count - 1) / (scan.last - scan.first)
         return avg.limit_denominator(100000)
