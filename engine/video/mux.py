@@ -59,10 +59,6 @@ def assemble(
         # opaque=True: take the segment's codec as it is. Otherwise PyAV looks up an *encoder* named
         # after the segment's decoder, and AV1 segments decode with libdav1d, which has none.
         ov = out.add_stream_from_template(template, opaque=True)
-        # The header's frame rate (Matroska's DefaultDuration, MP4's and MOV's rate): PyAV takes
-        # the stream's from this when it writes the header. Without it a Matroska file's rate is
-        # guessed from its 1 ms clock (59.94 read back as 19001/317).
-        ov.codec_context.framerate = plan.rate
         fine_tb, start = _fine_time_base(seg_tb, start)
         ov.time_base = fine_tb
         inp = None
