@@ -458,6 +458,7 @@ def make_plan(
             options=options.encoder_options,
             hdr10=info.hdr10,
             sar=info.sar,
+            source_format=(info.codec, info.fourcc, info.profile),
         )
         if options.segment_frames:
             encode.segment_frames = max(1, int(options.segment_frames))

@@ -162,7 +162,7 @@ def test_intermediate_defaults_keep_the_source(tmp_path):
     assert (p.options["profile"], p.pix_fmt, p.warnings) == ("dnxhr_hqx", "yuv422p10le", [])
     p = plan_encoding(out, source_pix_fmt="yuv420p10le", source_depth=10, codec="dnxhr",
                       preset="dnxhr_sq", **kw)  # fmt: skip
-    assert p.pix_fmt == "yuv422p" and "dnxhr_hqx keeps them" in p.warnings[0]
+    assert p.pix_fmt == "yuv422p" and "keeps 8 bits of the source's 10 (dnxhr_hqx" in p.warnings[0]
     with pytest.raises(VfiError, match=r"takes no --crf \(its --preset \(profile\)"):
         plan_encoding(out, source_pix_fmt="yuv420p", source_depth=8, codec="prores", crf=10, **kw)
     kw["width"] = 200
@@ -265,3 +265,47 @@ def test_anamorphic_pixels_are_kept(tmp_path, suffix):
     assert "72x48 (SAR 32:27, shown 16:9)" in r.output, r.output
     square = clips.make_clip(tmp_path / f"sq{suffix}", frames=2, size=(72, 48))
     assert open_source(square).info.sar is None
+
+
+def _codec_of(path):
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        return cc.name, cc.codec_tag
+
+
+def _interpolate(*args):
+    from click.testing import CliRunner
+
+    from vfi_cli.main import cli
+
+    r = CliRunner().invoke(cli, ["interpolate", *map(str, args), "--model", "blend"])
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def test_prores_flavours_are_labelled(tmp_path):
+    # The MOV track's FourCC names the flavour for editors; a remux resets it to HQ's unless set.
+    from engine.video.codecs import PRORES_FOURCC
+
+    src = clips.make_clip(tmp_path / "c.mp4", frames=3)
+    for profile, fourcc in PRORES_FOURCC.items():
+        out = tmp_path / f"{profile}.mov"
+        _interpolate(src, "-o", out, "--codec", "prores", "--preset", profile)
+        assert _codec_of(out) == ("prores", fourcc), profile
+
+
+def test_editing_formats_stay_themselves(tmp_path):
+    # ProRes LT in, ProRes LT out; DNxHR SQ in, DNxHR SQ out; with no --codec.
+    src = clips.make_clip(tmp_path / "c.mp4", frames=3, size=(256, 144))
+    lt, sq = tmp_path / "lt.mov", tmp_path / "sq.mov"
+    _interpolate(src, "-o", lt, "--codec", "prores", "--preset", "lt")
+    _interpolate(src, "-o", sq, "--codec", "dnxhr", "--preset", "dnxhr_sq")
+    _interpolate(lt, "-o", tmp_path / "lt2.mov")
+    assert _codec_of(tmp_path / "lt2.mov") == ("prores", "apcs")
+    _interpolate(sq, "-o", tmp_path / "sq2.mov")
+    with av.open(str(tmp_path / "sq2.mov")) as c:
+        assert c.streams.video[0].codec_context.profile == "DNXHR SQ"
+    _interpolate(lt, "-o", tmp_path / "lt.mp4")  # MP4 cannot hold ProRes: the delivery default
+    assert _codec_of(tmp_path / "lt.mp4")[0] == "hevc"  # (HEVC: ProRes is 10-bit)
+    _interpolate(src, "-o", tmp_path / "h.mov")  # H.264 in: the delivery default, as before
+    assert _codec_of(tmp_path / "h.mov")[0] == "h264"

@@ -57,6 +57,16 @@ PROFILE_PIX_FMTS = {
         "dnxhr_444": "yuv444p10le",
     },
 }
+# ProRes flavours are told apart by the track's FourCC, which editors read (Final Cut, Premiere);
+# a remux resets it and MOV would then label every flavour HQ ("apch").
+PRORES_FOURCC = {
+    "proxy": "apco",
+    "lt": "apcs",
+    "standard": "apcn",
+    "hq": "apch",
+    "4444": "ap4h",
+    "4444xq": "ap4x",
+}
 # FFmpeg's DNxHR encoder refuses smaller frames (dnxhdenc.c), with a message vfi's quiet log hides.
 DNXHR_MIN_SIZE = (256, 120)
 # DNxHR's 8-bit profiles would cut a 10-bit source's depth; HQX is its 10-bit 4:2:2 profile.
@@ -66,6 +76,21 @@ DEEP_PROFILE_DEFAULTS = {"dnxhd": "dnxhr_hqx"}
 CODEC_ALIASES = {"prores": "prores_ks", "dnxhr": "dnxhd"}
 # Codecs MP4 cannot hold: with no -o, their output goes to .mov (editors' container for them).
 MOV_CODECS = ("prores_ks", "prores", "prores_aw", "dnxhd")
+
+
+def matching_intermediate(source_codec: str, fourcc: str, profile: str) -> tuple[str, str] | None:
+    """(encoder, profile) that writes the source's own editing format, or None for other sources.
+
+    ProRes in, the same ProRes flavour out (by the track's FourCC); DNxHR in, the same DNxHR
+    profile out (old fixed-rate DNxHD profiles become DNxHR HQ, which takes any size).
+    """
+    if source_codec == "prores":
+        flavour = {v: k for k, v in PRORES_FOURCC.items()}.get(fourcc, "hq")
+        return "prores_ks", flavour
+    if source_codec == "dnxhd":
+        name = profile.lower().replace(" ", "_")  # "DNXHR HQX" -> "dnxhr_hqx"
+        return "dnxhd", name if name in PROFILE_PIX_FMTS["dnxhd"] else "dnxhr_hq"
+    return None
 
 
 def is_hardware(codec: str) -> bool:

@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.errors import VfiError
+from engine.video.codecs import PRORES_FOURCC
 from engine.video.reader import SourceInfo, to_fraction
 from engine.video.streams import StreamAction, copy_metadata, subtitle_payload, subtitle_text
 from engine.video.writer import EncodePlan
@@ -59,6 +60,13 @@ def assemble(
         # opaque=True: take the segment's codec as it is. Otherwise PyAV looks up an *encoder* named
         # after the segment's decoder, and AV1 segments decode with libdav1d, which has none.
         ov = out.add_stream_from_template(template, opaque=True)
+        fourcc = (
+            PRORES_FOURCC.get(plan.options.get("profile", ""))
+            if plan.codec == "prores_ks"
+            else None
+        )
+        if fourcc and plan.container == "mov":  # the flavour's label (codecs.PRORES_FOURCC)
+            ov.codec_context.codec_tag = fourcc
         fine_tb, start = _fine_time_base(seg_tb, start)
         ov.time_base = fine_tb
         inp = None

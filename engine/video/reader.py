@@ -96,6 +96,8 @@ class SourceInfo:
     uncarried: tuple[str, ...] = ()  # per-frame metadata not carried (engine.video.hdr.uncarried)
     missing: tuple[int, ...] = ()  # frame directories: numbers the numbering skips (a gap in time)
     pulldown: bool = False  # soft 2:3 pulldown: frame times re-gridded to the film rate (``rate``)
+    fourcc: str = ""  # the video track's codec tag (ProRes flavours: apcn, apch, ap4h ...)
+    profile: str = ""  # the decoder's name for the stream's profile ("HQ", "DNXHR SQ", "High")
 
     @property
     def duration(self) -> Fraction:
@@ -427,6 +429,8 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         format_name = container.format.name
         video_index = stream.index
         codec = cc.name
+        fourcc = _fourcc(cc)
+        profile = str(getattr(cc, "profile", "") or "")
         header_rates = [
             to_fraction(getattr(stream, a, None)) for a in ("base_rate", "average_rate")
         ]
@@ -480,6 +484,8 @@ def _inspect_video(path: Path, rate_override: Fraction | None) -> SourceInfo:
         timecode=timecode,
         uncarried=lost,
         pulldown=film is not None,
+        fourcc=fourcc,
+        profile=profile,
     )
 
 
@@ -495,6 +501,11 @@ def _interlacing(first_frame, cc) -> str:
     if order in _BOTTOM_FIRST:
         return "bff"
     return "interlaced" if getattr(first_frame, "interlaced_frame", False) else ""
+
+
+def _fourcc(cc) -> str:
+    tag = getattr(cc, "codec_tag", "") or ""
+    return tag if isinstance(tag, str) and tag.isprintable() else ""
 
 
 def _timecode(container, video) -> str:

@@ -26,7 +26,6 @@ from engine.video import codecs, gif, hdr
 from engine.video.codecs import (
     CODEC_ALIASES,
     CODEC_DEFAULTS,
-    DEEP_PROFILE_DEFAULTS,
     DNXHR_MIN_SIZE,
     KNOWN_CODECS,
     PROFILE_PIX_FMTS,
@@ -35,6 +34,7 @@ from engine.video.codecs import (
     default_codec,
     holding_ext,
     is_hardware,
+    matching_intermediate,
 )
 from engine.video.color import TV, ColorInfo, bit_depth, rgb_format
 
@@ -94,16 +94,24 @@ def plan_encoding(
     options: dict[str, str] | None = None,
     hdr10=None,
     sar: Fraction | None = None,
+    source_format: tuple[str, str, str] = ("", "", ""),
 ) -> EncodePlan:
     """Resolve codec, pixel format (keeping the bit depth), size and options for ``out_path``.
 
     ``hdr10``: the source's engine.video.hdr.Hdr10, passed on where the encoder takes it.
+    ``source_format``: the source's (decoder, FourCC, profile): with no ``codec``, a ProRes or
+    DNxHR source is written in its own format where the container holds it (what an editor expects
+    of a clip that goes back on the timeline).
     """
     import av
 
     container = container_for(out_path)
     if codec is None:
-        codec = default_codec(container, source_depth)
+        same = matching_intermediate(*source_format)
+        if same and same[0] in av.codecs_available and container_holds(container, same[0]):
+            codec, preset = same[0], preset if preset is not None else same[1]
+        else:
+            codec = default_codec(container, source_depth)
     codec = CODEC_ALIASES.get(codec.lower(), codec)
     try:
         av_codec = av.codec.Codec(codec, "w")
@@ -151,9 +159,12 @@ def plan_encoding(
         pix_fmt or profile_fmt, formats, source_pix_fmt, source_depth, codec, warnings
     )
     if profile_fmt and not pix_fmt and bit_depth(profile_fmt) < source_depth:
+        deeper = [
+            p for p, f in PROFILE_PIX_FMTS.get(codec, {}).items() if bit_depth(f) >= source_depth
+        ]
         warnings.append(
-            f"{codec} {opts[preset_key]} is 8-bit: the source's {source_depth} bits are cut "
-            f"({DEEP_PROFILE_DEFAULTS.get(codec, 'another profile')} keeps them)"
+            f"{codec} {opts[preset_key]} keeps {bit_depth(profile_fmt)} bits of the source's "
+            f"{source_depth} ({deeper[0] if deeper else 'ffv1'} keeps them all)"
         )
     if hdr10 is not None and not hdr.add_to_options(codec, hdr10, opts):
         warnings.append(
