@@ -223,11 +223,12 @@ class _Runner:
         # The reader makes the thumbnails from the decoded frame (swscale, tiny); scene/duplicate
         # analysis on them runs on the main thread, so this thread only decodes and converts.
         it = iter(source.frames(thumb_width=THUMB_WIDTH, deinterlace=self.plan.deinterlace))
+        limit = self.plan.limit
         while not self.stop.is_set():
             t = time.perf_counter()
             frame = next(it, None)
-            if frame is None:
-                break
+            if frame is None or (limit is not None and frame.time >= limit):
+                break  # the end, or --duration's
             item = decode_item(frame, depth, pin)
             stage.add(time.perf_counter() - t)
             _put_until_stopped(q_in, item, self.stop)
@@ -277,6 +278,8 @@ class _Runner:
             self.emit("warning", message=f"{errors} damaged packets were skipped while decoding")
         # The input ends one frame duration after its last frame (the scan knows the last one's).
         end = info.end if last_seen == info.last_time else last_seen + 1 / info.rate
+        if self.plan.limit is not None:
+            end = min(self.plan.limit, last_seen + 1 / info.rate)  # --duration's cut
         for job in sched.finish(end):
             self._job(job, prev, prev)
         self._flush()
@@ -356,6 +359,7 @@ class _Runner:
                 start=self.plan.source.start,
                 time_scale=self.plan.timing.slowmo,
                 timecode=self.plan.timecode,
+                stop=self.plan.limit,
             )
             tmp.replace(out)
         self.stages["mux"].add(time.perf_counter() - t0, self.journal.frames_done)
@@ -386,6 +390,7 @@ class _Runner:
             "scene": [o.scene_detect, o.scene_threshold],
             "dedup": [o.dedup, o.dup_threshold],
             "deinterlace": p.deinterlace,
+            "limit": str(p.limit),
         }
 
     def _summary(self) -> dict:

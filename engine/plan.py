@@ -9,6 +9,8 @@ device, precision, flow scale and the tile plan with its memory estimate (:mod:`
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -55,6 +57,7 @@ class Options:
     batch: int = 4  # most output frames per forward (fewer where the memory budget says so)
     memory_gib: float | None = None  # GPU memory for one forward (None: DEFAULT_GPU_BUDGET_GIB)
     input_fps: Fraction | None = None  # frame directories / image pairs
+    duration: Fraction | None = None  # seconds of the source to use, from its start (a preview)
     overwrite: bool = False
     resume: bool = False
     queue_size: int = 8
@@ -93,6 +96,8 @@ class Plan:
     # Quarter turns counterclockwise (np.rot90) given to each output frame's pixels: the source's
     # display rotation, for outputs with no rotation flag of their own (PNG frames, GIF).
     turns: int = 0
+    # --duration: the source time at which the run stops (None: the whole source)
+    limit: Fraction | None = None
 
     @property
     def out_duration(self) -> Fraction:
@@ -121,6 +126,8 @@ class Plan:
             "upright_turns": self.turns,
             "missing_frames": list(s.missing),
             "pulldown": s.pulldown,
+            "limit": _q(self.limit) if self.limit is not None else None,
+            "duration": _q(self.limit - s.start) if self.limit is not None else None,
             "deinterlace": self.deinterlace,
             "telecined": (
                 {"rate": _q(self.telecined[0]), "frames": self.telecined[1]}
@@ -227,6 +234,25 @@ def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
             )
         return "ivtc"
     return "bwdif" if mode == "on" or info.interlaced else ""
+
+
+def _limit(info, duration):
+    """(info, stop time) for --duration: the source cut to its first ``duration`` seconds."""
+    if duration is None:
+        return info, None
+    duration = Fraction(duration)
+    if duration <= 0:
+        raise VfiError(f"--duration must be above 0 seconds, got {duration}")
+    if info.kind == "pair":
+        raise VfiError("--duration applies to videos and frame folders, not to two images")
+    stop = info.start + duration
+    if stop >= info.end:
+        return info, None  # the source is no longer: nothing to cut
+    kept = min(info.frame_count, math.ceil(duration * info.rate))  # CFR; VFR: an estimate
+    if kept < 2:
+        raise VfiError(f"--duration {float(duration):g} s holds fewer than 2 frames; give more")
+    last = info.start + Fraction(kept - 1) / info.rate
+    return dataclasses.replace(info, end=stop, frame_count=kept, last_time=last), stop
 
 
 def _source_notes(info) -> list[str]:
@@ -415,6 +441,7 @@ def make_plan(
         telecined = (info.rate, info.frame_count)
         info = film_info(info)  # the rate, count and times the model will see
     warnings += _source_notes(info)
+    info, limit = _limit(info, options.duration)
 
     pair_times: list[Fraction] = []
     if info.kind == "pair":
@@ -521,6 +548,7 @@ def make_plan(
         telecined=telecined,
         timecode=timecode,
         turns=turns,
+        limit=limit,
         batch=batch,
         compile=options.compile,
     )

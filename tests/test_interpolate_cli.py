@@ -862,3 +862,25 @@ def test_matroska_output_reads_back_at_its_rate(cfr, tmp_path):
     ok("interpolate", cfr, "-o", out, "--fps", "59.94", "--model", "blend")
     plan = json.loads(ok("probe", out, "--json").stdout)
     assert plan["input_rate"]["exact"] == "60000/1001" and not plan["vfr"]
+
+
+def test_duration_makes_a_preview_of_the_start(cfr, tmp_path):
+    # 24 frames at 23.976 with audio and subtitles: the first 0.5 s only, every stream cut there.
+    out = tmp_path / "o.mkv"
+    r = ok("interpolate", cfr, "-o", out, "--model", "blend", "-t", "0.5")
+    frames = decoded_frames(out)
+    assert len(frames) == 24  # 2 x ceil(0.5 s x 23.976) = 2 x 12
+    with av.open(str(out)) as c:
+        audio_end = max(f.time + f.samples / f.sample_rate for f in c.decode(audio=0))
+    # Copied audio is cut by packet: the packets that start before the cut are kept, so it ends
+    # at most two AAC frames (2 x 21 ms, with the encoder's priming) past it.
+    assert 0.5 <= audio_end <= 0.5 + 0.045, audio_end
+    plan = json.loads(ok("probe", cfr, "-t", "1/2", "--json").stdout)
+    assert plan["duration"]["exact"] == "1/2" and plan["frames_in"] == 12
+    assert "only its first 0.5 s" in ok("probe", cfr, "-t", "0.5").output
+    # Longer than the clip: the whole clip, as without it.
+    whole = json.loads(ok("probe", cfr, "-t", "100", "--json").stdout)
+    assert whole["duration"] is None and whole["frames_out"] == 48
+    for args, message in [(["-t", "0"], "above 0"), (["-t", "0.01"], "fewer than 2 frames")]:
+        r = vfi("interpolate", cfr, "-o", tmp_path / "x.mp4", "--model", "blend", *args)
+        assert r.exit_code == 1 and message in r.output, r.output

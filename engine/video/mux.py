@@ -34,12 +34,14 @@ def assemble(
     start: Fraction = Fraction(0),
     time_scale: Fraction = Fraction(1),
     timecode: str = "",
+    stop: Fraction | None = None,
 ) -> None:
     """Write ``out_path`` (a temporary name; the caller renames it) from ``segments``.
 
     ``segments``: (file, index of its first output frame), in order. ``time_scale``: the slow-motion
     factor applied to copied subtitle times and chapters (1 otherwise). ``timecode``: the first
-    frame's label at the output rate (engine.timecode), or "".
+    frame's label at the output rate (engine.timecode), or "". ``stop``: --duration's end, in
+    source time: other streams' packets and chapters from then on are left out.
     """
     import av
 
@@ -84,9 +86,9 @@ def assemble(
             if timecode:  # MOV/MP4 write it as a tmcd track, Matroska as a tag
                 ov.metadata["timecode"] = timecode
             routes = _add_streams(out, inp, actions)
-            _copy_chapters(inp, out, start, time_scale)
+            _copy_chapters(inp, out, start, time_scale, stop)
         videos = _video_packets(segments, ov, plan.rate, seg_tb, fine_tb, start, opened)
-        others = _other_packets(inp, routes, start, time_scale) if routes else iter(())
+        others = _other_packets(inp, routes, start, time_scale, stop) if routes else iter(())
         for _, packet in heapq.merge(videos, others, key=lambda item: item[0]):
             out.mux(packet)
         out.close()
@@ -165,8 +167,11 @@ def _add_streams(out, inp, actions: list[StreamAction]) -> dict:
     return routes
 
 
-def _other_packets(inp, routes, start: Fraction, time_scale: Fraction):
-    """Packets of the kept streams, in file order, copied / converted / transcoded."""
+def _other_packets(inp, routes, start: Fraction, time_scale: Fraction, stop=None):
+    """Packets of the kept streams, in file order, copied / converted / transcoded.
+
+    ``stop`` (source time): packets that start from then on are left out; the stream ends there.
+    """
     import av
 
     streams = [inp.streams[i] for i in routes if inp.streams[i].type != "attachment"]
@@ -175,6 +180,8 @@ def _other_packets(inp, routes, start: Fraction, time_scale: Fraction):
     last = Fraction(0)
     for packet in inp.demux(*streams):
         action, dst, decoder = routes[packet.stream.index]
+        if _past(packet, stop):
+            continue  # past --duration (a flush packet still drains a transcoder)
         if action.action == "transcode":
             try:
                 frames = decoder.decode(packet if packet.size else None)
@@ -218,7 +225,14 @@ def _time(packet, last: Fraction) -> Fraction:
     return ts * tb if ts is not None and tb else last
 
 
-def _copy_chapters(inp, out, start: Fraction, time_scale: Fraction) -> None:
+def _past(packet, stop) -> bool:
+    """Whether a packet with data starts at or after ``stop`` (source time; None: never)."""
+    if stop is None or not packet.size or packet.pts is None:
+        return False
+    return packet.pts * to_fraction(packet.time_base) >= stop
+
+
+def _copy_chapters(inp, out, start: Fraction, time_scale: Fraction, stop=None) -> None:
     if not (hasattr(inp, "chapters") and hasattr(out, "set_chapters")):
         return
     chapters = inp.chapters()
@@ -227,6 +241,14 @@ def _copy_chapters(inp, out, start: Fraction, time_scale: Fraction) -> None:
     chapters = [
         {**ch, "time_base": to_fraction(ch["time_base"]) or Fraction(1, 1000)} for ch in chapters
     ]
+    if stop is not None:  # --duration: the chapters that start before the cut, ending at it
+        chapters = [
+            {**ch, "end": min(ch["end"], _ticks(stop, ch["time_base"]))}
+            for ch in chapters
+            if ch["start"] * ch["time_base"] < stop
+        ]
+        if not chapters:
+            return
     if time_scale != 1:
         scaled = []
         for ch in chapters:

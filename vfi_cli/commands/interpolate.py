@@ -21,6 +21,7 @@ Examples:
   vfi interpolate clip.mp4 --factor 4 --slowmo  # 4x slower at the input rate (audio dropped)
   vfi interpolate a.png b.png -o mid.png        # the frame halfway between two images
   vfi interpolate *.mov -o out/                 # each video in turn, one model load
+  vfi interpolate film.mkv -t 10 -o test.mp4    # the first 10 s: try the settings first
 """
 
 
@@ -130,6 +131,13 @@ Examples:
     help="Video segments encoded at once (default: by CPU count).",
 )
 @click.option("--input-fps", type=FRAME_RATE, help="Rate of a frame directory or image pair (24).")
+@click.option(
+    "-t",
+    "--duration",
+    type=RATIONAL,
+    metavar="SECONDS",
+    help="Only the first SECONDS of the input (a preview of the settings on a long clip).",
+)
 @click.option("--json", "json_events", is_flag=True, help="Progress as JSON lines on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
@@ -142,7 +150,7 @@ Examples:
 def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detect, dedup,
             dedup_threshold, deinterlace, no_audio, codec, crf, preset, pix_fmt, encoder_options,
             model, device, precision, compile_model, scale, tile, batch, memory, encoders,
-            input_fps, json_events, quiet, dry_run, overwrite, resume):  # fmt: skip
+            input_fps, duration, json_events, quiet, dry_run, overwrite, resume):  # fmt: skip
     """Interpolate INPUTS (a video, a frame directory, two images, or several videos) to a higher
     frame rate. Several videos are planned first (any problem with any of them stops the batch
     before it starts), then run one after another with one model load."""
@@ -178,6 +186,7 @@ def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detec
         memory_gib=memory,
         encoders=encoders,
         input_fps=input_fps,
+        duration=duration,
         overwrite=overwrite,
         resume=resume,
     )

@@ -43,6 +43,8 @@ def render_plan(plan: dict, echo=click.echo) -> None:
         )
     elif plan.get("deinterlace"):
         echo("        deinterlace: bwdif, one progressive frame per frame (times kept)")
+    if plan.get("duration"):
+        echo(f"        --duration: only its first {plan['duration']['value']:g} s")
     echo(f"output  {plan['output']} ({plan['output_kind']})")
     slow = f", slow motion x{q(plan['slowmo'])}" if plan["slowmo"]["value"] != 1 else ""
     echo(
@@ -89,9 +91,10 @@ def render_plan(plan: dict, echo=click.echo) -> None:
 @click.option("--scale", default="auto", show_default=True)
 @click.option("--tile", type=TILE, default="auto", show_default=True)
 @click.option("--input-fps", type=FRAME_RATE, help="Rate of a frame directory (default 24).")
+@click.option("-t", "--duration", type=RATIONAL, metavar="SECONDS", help="Only the first SECONDS.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, precision, scale,
-            tile, input_fps, as_json):  # fmt: skip
+            tile, input_fps, duration, as_json):  # fmt: skip
     """Show streams, timing, frames in/out, device, tiles and memory for INPUTS; write nothing.
 
     Several videos: one plan each (with --json, one JSON object per line)."""
@@ -108,6 +111,7 @@ def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, pre
         scale=scale,
         tile=tile,
         input_fps=input_fps,
+        duration=duration,
     )
     plans = make_plans(
         inputs, output, options, model_config=model_config_for(model), check_output=False
