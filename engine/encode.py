@@ -209,7 +209,9 @@ class EncodeSide:
 
         name = f"seg_{first // self.seg:06d}"
         if self.plan.output_kind == "frames":
-            return PngSegment(self.journal.dir / f"{name}.part", first, self.depth)
+            return PngSegment(
+                self.journal.dir / f"{name}.part", first, self.depth, self.plan.frame_name
+            )
         return SegmentWriter(self.plan.encode, self.journal.dir / f"{name}.part")
 
     def _close_and_commit(self, writer, first: int) -> None:
@@ -238,14 +240,15 @@ class _Stopped(Exception):
 class PngSegment:
     """A directory of PNG frames named by output index; the frame-output twin of SegmentWriter."""
 
-    def __init__(self, path: Path, first: int, depth: int):
+    def __init__(self, path: Path, first: int, depth: int, name=lambda k: f"{k:08d}.png"):
         self.path, self.k, self.depth, self.count = path, first, depth, 0
+        self.name = name  # output index -> file name (Plan.frame_name)
         path.mkdir()
 
     def write(self, rgb) -> None:
         from engine.video.writer import write_png
 
-        write_png(self.path / f"{self.k:08d}.png", rgb, self.depth)
+        write_png(self.path / self.name(self.k), rgb, self.depth)
         self.k += 1
         self.count += 1
 

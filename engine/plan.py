@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -98,6 +99,14 @@ class Plan:
     turns: int = 0
     # --duration: the source time at which the run stops (None: the whole source)
     limit: Fraction | None = None
+    # Frame output: file k is frame_pattern.format(frame_first + k) ("{:08d}.png" from 0, or the
+    # source folder's own naming, e.g. "shot.{:04d}.png" from 1001)
+    frame_pattern: str = "{:08d}.png"
+    frame_first: int = 0
+    frame_step: int = 1  # the source's numbering step, kept when the rate is (a filled render)
+
+    def frame_name(self, k: int) -> str:
+        return self.frame_pattern.format(self.frame_first + k * self.frame_step)
 
     @property
     def out_duration(self) -> Fraction:
@@ -128,6 +137,7 @@ class Plan:
             "pulldown": s.pulldown,
             "limit": _q(self.limit) if self.limit is not None else None,
             "duration": _q(self.limit - s.start) if self.limit is not None else None,
+            "first_frame_name": self.frame_name(0) if self.output_kind == "frames" else "",
             "deinterlace": self.deinterlace,
             "telecined": (
                 {"rate": _q(self.telecined[0]), "frames": self.telecined[1]}
@@ -234,6 +244,31 @@ def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
             )
         return "ivtc"
     return "bwdif" if mode == "on" or info.interlaced else ""
+
+
+def _frame_naming(source, timing) -> dict:
+    """A numbered frame folder's own naming for frame output (shot.1001.png, shot.1002.png ...).
+
+    At the source's own rate (filling a render's gaps) its numbering step is kept too; at another
+    rate the new frames are numbered one by one from the first.
+    """
+    from engine.video.reader import numbered_slots
+
+    files = getattr(source, "files", None)
+    numbered = numbered_slots(files) if source.info.kind == "frames" and files else None
+    if numbered is None:
+        return {}
+    same_rate = timing.out_rate == source.info.rate and timing.slowmo == 1
+    stem = files[0].stem
+    digits = list(re.finditer(r"\d+", stem))[-1]  # the frame number: the last run of digits
+    before, after = (part.replace("{", "{{").replace("}", "}}") for part in
+                     (stem[: digits.start()], stem[digits.end() :]))  # fmt: skip
+    width = len(digits.group())
+    return {
+        "frame_pattern": f"{before}{{:0{width}d}}{after}.png",
+        "frame_first": int(digits.group()),
+        "frame_step": numbered[1] if same_rate else 1,
+    }
 
 
 def _limit(info, duration):
@@ -549,6 +584,7 @@ def make_plan(
         timecode=timecode,
         turns=turns,
         limit=limit,
+        **(_frame_naming(source, timing) if kind == "frames" else {}),
         batch=batch,
         compile=options.compile,
     )

@@ -763,6 +763,8 @@ def test_a_frame_missing_from_a_render_is_filled(tmp_path):
     out.mkdir()
     r = ok("interpolate", src, "-o", out, "--factor", "1", "--model", "blend")
     assert "1 numbered frame(s) missing from render (1004)" in r.output
+    # Named as the render is: the filled frame is the missing number.
+    assert sorted(p.name for p in out.iterdir()) == [f"shot.{n}.png" for n in range(1001, 1007)]
     frames = pngs(out)
     assert len(frames) == 6
     for k, n in enumerate((1001, 1002, 1003)):
@@ -782,8 +784,19 @@ def test_a_frame_missing_from_a_render_is_filled(tmp_path):
     tens.mkdir()
     for n in (10, 20, 30, 50):
         write_png(tens / f"f{n:04d}.png", clips.pattern(n, 64, 48), 8)
-    plan = json.loads(ok("probe", tens, "--json", "--factor", "1").stdout)
+    plan = json.loads(ok("probe", tens, "--json", "--factor", "1", "-o", plain).stdout)
     assert plan["missing_frames"] == [40] and plan["frames_out"] == 5
+    assert plan["first_frame_name"] == "f0010.png"
+    doubled = tmp_path / "doubled"
+    doubled.mkdir()
+    ok("interpolate", tens, "-o", doubled, "--model", "blend")  # 2x: numbered one by one
+    assert sorted(p.name for p in doubled.iterdir()) == [f"f{n:04d}.png" for n in range(10, 20)]
+    tens_filled = tmp_path / "tens_filled"
+    tens_filled.mkdir()
+    ok("interpolate", tens, "-o", tens_filled, "--model", "blend", "--factor", "1")
+    assert sorted(p.name for p in tens_filled.iterdir()) == [
+        f"f{n:04d}.png" for n in (10, 20, 30, 40, 50)
+    ]
 
 
 def test_float_renders_are_refused_in_one_line(tmp_path):
