@@ -897,3 +897,23 @@ def test_duration_makes_a_preview_of_the_start(cfr, tmp_path):
     for args, message in [(["-t", "0"], "above 0"), (["-t", "0.01"], "fewer than 2 frames")]:
         r = vfi("interpolate", cfr, "-o", tmp_path / "x.mp4", "--model", "blend", *args)
         assert r.exit_code == 1 and message in r.output, r.output
+
+
+def test_animated_webp_says_what_to_do(tmp_path):
+    src = tmp_path / "a.webp"
+    with av.open(str(src), "w", format="webp") as c:
+        s = c.add_stream("libwebp_anim", rate=10)
+        s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 60 * i, np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(s.encode(f.reformat(format="yuv420p")))
+        c.mux(s.encode(None))
+    with av.open(str(src)) as c:
+        try:
+            next(c.decode(video=0))
+            pytest.skip("this FFmpeg decodes animated WebP")
+        except (av.error.FFmpegError, StopIteration):
+            pass
+    r = vfi("interpolate", src, "--model", "blend")
+    assert r.exit_code == 1 and "animated WebP, which FFmpeg cannot decode" in r.output

@@ -566,6 +566,11 @@ def _first_frame(container, stream, path):
         raise VfiError(
             f"{path} is damaged: no video frame could be decoded ({short_reason(e)})"
         ) from None
+    if stream.codec_context.name == "webp":  # FFmpeg decodes still WebP only, not animated
+        raise VfiError(
+            f"{path} is an animated WebP, which FFmpeg cannot decode; convert it to GIF or MP4 "
+            "first (ImageMagick: magick in.webp out.gif)"
+        )
     raise VfiError(f"{path} has no decodable video frames (damaged, or an unsupported codec)")
 
 
