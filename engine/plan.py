@@ -227,15 +227,12 @@ def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
         return ""
     if mode == "auto" and info.pulldown:
         return ""  # soft pulldown: whole film frames, whatever the stream's interlaced flag says
-    if mode == "auto" and info.interlaced and _telecine_rate(info.rate):
-        from engine.video.fields import looks_telecined
-
-        if looks_telecined(info.path, info.video_index):
-            warnings.append(
-                "the video is telecined film (a 2:3 pulldown cadence): its 24p frames are "
-                "recovered first (--deinterlace ivtc); --deinterlace on deinterlaces instead"
-            )
-            return "ivtc"
+    if mode == "auto" and info.interlaced and _telecined(info):
+        warnings.append(
+            "the video is telecined film (a 2:3 pulldown cadence): its 24p frames are "
+            "recovered first (--deinterlace ivtc); --deinterlace on deinterlaces instead"
+        )
+        return "ivtc"
     if mode == "ivtc":
         if not info.interlaced:
             warnings.append(
@@ -244,6 +241,13 @@ def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
             )
         return "ivtc"
     return "bwdif" if mode == "on" or info.interlaced else ""
+
+
+def _telecined(info) -> bool:
+    """29.97 / 30 fps video whose first frames show the 2:3 cadence (decodes up to 10 s of it)."""
+    from engine.video.fields import is_telecine_rate, looks_telecined
+
+    return is_telecine_rate(info.rate) and looks_telecined(info.path, info.video_index)
 
 
 def _frame_naming(source, timing) -> dict:
@@ -324,12 +328,6 @@ def _gif_rate(options: Options, in_rate: Fraction, warnings: list[str]) -> Fract
         "faster GIFs slower; --fps or --factor overrides"
     )
     return MAX_PLAYABLE_RATE
-
-
-def _telecine_rate(rate: Fraction) -> bool:
-    from engine.video.fields import TELECINE_RATES
-
-    return any(abs(rate - r) < Fraction(1, 100) for r in TELECINE_RATES)
 
 
 def _carry_timecode(info, in_rate, out_rate, kind, encode, warnings: list[str]) -> str:

@@ -14,6 +14,9 @@ Both run in the reader, on decoded frames, before the RGB conversion: the model 
 ``--deinterlace auto`` picks ``ivtc`` for interlaced 29.97 / 30 fps video whose first frames show
 the 2:3 cadence (:func:`looks_telecined`), ``bwdif`` for other interlaced video.
 
+Soft pulldown (whole film frames flagged to repeat fields, as DVDs store film) needs none of this:
+the reader times those frames as film (:func:`engine.video.reader.soft_pulldown_rate`).
+
 Times after ``ivtc``: the n-th kept frame is at ``start + n / film_rate`` (decimate's output is
 constant-rate); ``n - n // 5`` frames come out of ``n`` (a last, partial cycle is kept whole).
 """
@@ -30,6 +33,11 @@ PULLDOWN_CYCLE = 5  # interlaced frames per 4 film frames in 2:3 pulldown
 FILM_RATIO = Fraction(PULLDOWN_CYCLE - 1, PULLDOWN_CYCLE)
 # Frame rates that carry 2:3 pulldown: NTSC 29.97 and its integer twin 30.
 TELECINE_RATES = (Fraction(30000, 1001), Fraction(30))
+
+
+def is_telecine_rate(rate: Fraction) -> bool:
+    """29.97 or 30 fps (as stored: within 1/100 of a frame a second)."""
+    return any(abs(rate - r) < Fraction(1, 100) for r in TELECINE_RATES)
 
 
 def bwdif(frames, stream, interlaced: str):
@@ -105,7 +113,7 @@ def film_info(info):
     """The SourceInfo that inverse telecine leaves: film rate, 4 frames of every 5, progressive."""
     if info.kind != "video":
         raise VfiError("--deinterlace ivtc applies to video files only")
-    if info.vfr or not any(abs(info.rate - r) < Fraction(1, 100) for r in TELECINE_RATES):
+    if info.vfr or not is_telecine_rate(info.rate):
         raise VfiError(
             f"--deinterlace ivtc undoes 2:3 pulldown in 29.97 or 30 fps video; this one is "
             f"{'variable-rate' if info.vfr else f'{float(info.rate):g} fps'}"
