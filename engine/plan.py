@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -193,18 +192,12 @@ def default_output(inputs: list[Path], options: Options) -> Path:
 
 def _holding_ext(ext: str, codec: str | None) -> str:
     """``ext``, or where its container cannot hold ``codec`` the codec's own (codecs.holding_ext)."""
-    import av
+    from engine.video.codecs import CONTAINERS, container_holds, find_encoder, holding_ext
 
-    from engine.video.codecs import CODEC_ALIASES, CONTAINERS, container_holds, holding_ext
-
-    if not codec:
-        return ext
-    codec = CODEC_ALIASES.get(codec.lower(), codec)
-    try:
-        codec = av.codec.Codec(codec, "w").name  # h264 -> libx264
-    except (av.codec.codec.UnknownCodecError, ValueError):
-        return ext  # plan_encoding says what is wrong with it
-    return ext if container_holds(CONTAINERS[ext], codec) else holding_ext(codec)
+    encoder = find_encoder(codec) if codec else None
+    if encoder is None:
+        return ext  # no codec asked for, or plan_encoding says what is wrong with it
+    return ext if container_holds(CONTAINERS[ext], encoder.name) else holding_ext(encoder.name)
 
 
 DEINTERLACE_MODES = ("auto", "on", "off", "ivtc")
@@ -256,22 +249,20 @@ def _frame_naming(source, timing) -> dict:
     At the source's own rate (filling a render's gaps) its numbering step is kept too; at another
     rate the new frames are numbered one by one from the first.
     """
-    from engine.video.reader import numbered_slots
+    from engine.video.reader import frame_digits
 
-    files = getattr(source, "files", None)
-    numbered = numbered_slots(files) if source.info.kind == "frames" and files else None
-    if numbered is None:
+    step = getattr(source, "step", None)  # ImageSequence: the numbering's, None if unnumbered
+    if source.info.kind != "frames" or step is None:
         return {}
     same_rate = timing.out_rate == source.info.rate and timing.slowmo == 1
-    stem = files[0].stem
-    digits = list(re.finditer(r"\d+", stem))[-1]  # the frame number: the last run of digits
+    stem = source.files[0].stem
+    digits = frame_digits(source.files[0])
     before, after = (part.replace("{", "{{").replace("}", "}}") for part in
                      (stem[: digits.start()], stem[digits.end() :]))  # fmt: skip
-    width = len(digits.group())
     return {
-        "frame_pattern": f"{before}{{:0{width}d}}{after}.png",
+        "frame_pattern": f"{before}{{:0{len(digits.group())}d}}{after}.png",
         "frame_first": int(digits.group()),
-        "frame_step": numbered[1] if same_rate else 1,
+        "frame_step": step if same_rate else 1,
     }
 
 
@@ -334,8 +325,10 @@ def _carry_timecode(info, in_rate, out_rate, kind, encode, warnings: list[str]) 
     """The output's first timecode label, or "" (with a warning when the source had one)."""
     from engine.timecode import carry
 
-    if not info.timecode or kind != "video" or encode.container not in TIMECODE_CONTAINERS:
-        if info.timecode and (kind != "video" or encode.container != "gif"):
+    if not info.timecode:
+        return ""
+    if kind != "video" or encode.container not in TIMECODE_CONTAINERS:
+        if kind != "video" or encode.container != "gif":  # GIF: no one expects a timecode there
             where = "frames" if kind != "video" else f"{encode.container} output"
             warnings.append(f"timecode {info.timecode} not carried: {where} cannot hold it")
         return ""

@@ -207,7 +207,7 @@ def schedule(
 
 
 # The NTSC family: N x 1000/1001 frames a second.
-NTSC_BASES = (24, 30, 48, 60, 120, 240)
+NTSC_RATES = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120, 240))
 # How close a stored rate must be to a standard one to be it: Matroska keeps a frame's duration in
 # whole nanoseconds, and 1e9 / 16683333 ns reads back as 19001/317 for 60000/1001 (5e-8 apart).
 STANDARD_RATE_TOLERANCE = Fraction(1, 100_000)
@@ -215,7 +215,7 @@ STANDARD_RATE_TOLERANCE = Fraction(1, 100_000)
 
 def standard_rate(rate: Fraction) -> Fraction:
     """``rate``, or the NTSC or whole rate it rounds (19001/317 -> 60000/1001, 24.000001 -> 24)."""
-    candidates = [Fraction(n * 1000, 1001) for n in NTSC_BASES] + [Fraction(round(rate))]
+    candidates = [*NTSC_RATES, Fraction(round(rate))]
     for c in candidates:
         if c > 0 and abs(rate / c - 1) < STANDARD_RATE_TOLERANCE:
             return c

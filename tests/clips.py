@@ -202,24 +202,7 @@ def interlaced_clip(path, frames: int = 8, rate: Fraction = Fraction(25)) -> Pat
 
     Frame i's even rows are picture 2i (the top field, shown first), its odd rows picture 2i + 1.
     """
-    import av
-
-    pictures = interlaced_scene(2 * frames)
-    height, width = pictures[0].shape[:2]
-    out = av.open(str(path), "w")
-    stream = out.add_stream("libx264", rate=rate)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
-    stream.time_base = 1 / rate
-    stream.codec_context.options = {"preset": "ultrafast", "qp": "0", "x264-params": "tff=1"}
-    for i in range(frames):
-        woven = pictures[2 * i].copy()
-        woven[1::2] = pictures[2 * i + 1][1::2]
-        frame = av.VideoFrame.from_ndarray(woven, format="rgb24")
-        frame.pts = i
-        out.mux(stream.encode(frame))
-    out.mux(stream.encode(None))
-    out.close()
-    return Path(path)
+    return _woven_clip(path, interlaced_scene(2 * frames), rate)
 
 
 def telecined_clip(path, film_frames: int = 24) -> Path:
@@ -228,12 +211,16 @@ def telecined_clip(path, film_frames: int = 24) -> Path:
     Film picture k gives 2 fields when k is even, 3 when odd: per 4 pictures, 5 frames, of which
     2 weave two different pictures. Lossless H.264, flagged interlaced.
     """
-    import av
-
     film = interlaced_scene(film_frames)
     fields = [pic for k, pic in enumerate(film) for _ in range(2 if k % 2 == 0 else 3)]
-    rate = Fraction(30000, 1001)
-    height, width = film[0].shape[:2]
+    return _woven_clip(path, fields, Fraction(30000, 1001))
+
+
+def _woven_clip(path, fields: list[np.ndarray], rate: Fraction) -> Path:
+    """Lossless interlaced H.264 (tff): frame i weaves fields[2i] (even rows) and fields[2i + 1]."""
+    import av
+
+    height, width = fields[0].shape[:2]
     out = av.open(str(path), "w")
     stream = out.add_stream("libx264", rate=rate)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"

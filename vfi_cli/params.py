@@ -9,7 +9,7 @@ from fractions import Fraction
 import click
 
 from engine.plan import DEINTERLACE_MODES
-from engine.timing import NTSC_BASES
+from engine.timing import NTSC_RATES
 
 _RATIONAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(\s*/\s*\d+(\.\d*)?)?\s*$")
 
@@ -48,8 +48,7 @@ class FrameRate(Rational):
         text = str(value).strip()
         if "." in text and "/" not in text:
             digits = len(text.split(".")[1])
-            for base in NTSC_BASES:
-                ntsc = Fraction(base * 1000, 1001)
+            for ntsc in NTSC_RATES:
                 if digits >= 2 and round(ntsc, digits) == rate:  # 59.9 is not precise enough
                     return ntsc
         return rate

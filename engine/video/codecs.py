@@ -74,6 +74,13 @@ DEEP_PROFILE_DEFAULTS = {"dnxhd": "dnxhr_hqx"}
 # Names users type for the intermediates -> the encoder vfi uses (FFmpeg's own `prores` is the
 # older prores_aw, which takes no named profile; `dnxhr` is no FFmpeg name at all).
 CODEC_ALIASES = {"prores": "prores_ks", "dnxhr": "dnxhd"}
+# The container each encoder's segments are written in (engine.video.writer.SegmentWriter): MP4
+# for H.264 / HEVC, MOV for DNxHD and NUT for GIF (Matroska maps neither), Matroska for the rest.
+SEGMENT_CONTAINERS = {
+    **dict.fromkeys(("libx264", "libx265", "h264_nvenc", "hevc_nvenc"), "mp4"),
+    "dnxhd": "mov",
+    "gif": "nut",
+}
 # Codecs MP4 cannot hold: with no -o, their output goes to .mov (editors' container for them).
 MOV_CODECS = ("prores_ks", "prores", "prores_aw", "dnxhd")
 
@@ -91,6 +98,16 @@ def matching_intermediate(source_codec: str, fourcc: str, profile: str) -> tuple
         name = profile.lower().replace(" ", "_")  # "DNXHR HQX" -> "dnxhr_hqx"
         return "dnxhd", name if name in PROFILE_PIX_FMTS["dnxhd"] else "dnxhr_hq"
     return None
+
+
+def find_encoder(codec: str):
+    """FFmpeg's encoder for what a user typed (an alias, a format name: h264 -> libx264), or None."""
+    import av
+
+    try:
+        return av.codec.Codec(CODEC_ALIASES.get(codec.lower(), codec), "w")
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return None
 
 
 def is_hardware(codec: str) -> bool:

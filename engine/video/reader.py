@@ -205,15 +205,19 @@ def list_frames(directory: Path) -> list[Path]:
             raise VfiError(f"{floats[0]} {FLOAT_REFUSAL}")
         raise VfiError(f"{directory} holds no image frames ({', '.join(IMAGE_EXTS[:4])}, ...)")
 
-    return sorted(
-        files, key=lambda p: (frame_number(p) if frame_number(p) is not None else -1, p.name)
-    )
+    return sorted(files, key=lambda p: (-1 if (n := frame_number(p)) is None else n, p.name))
 
 
 def frame_number(path: Path) -> int | None:
     """The frame number in a file name: its last run of digits (``shot_v2.1047.exr`` -> 1047)."""
-    nums = re.findall(r"\d+", path.stem)
-    return int(nums[-1]) if nums else None
+    digits = frame_digits(path)
+    return int(digits.group()) if digits else None
+
+
+def frame_digits(path: Path) -> re.Match | None:
+    """Where the frame number is in ``path.stem``: its last run of digits."""
+    found = list(re.finditer(r"\d+", path.stem))
+    return found[-1] if found else None
 
 
 def numbered_slots(files: list[Path]) -> tuple[list[int], int] | None:
@@ -752,7 +756,9 @@ class ImageSequence(Source):
         self.errors = 0
         self.dropped = 0
         numbered = numbered_slots(files) if kind == "frames" else None
-        self.slots, step = numbered or (list(range(len(files))), 1)
+        # step: the numbering's (None when the files are taken as consecutive, unnumbered)
+        self.slots, self.step = numbered or (list(range(len(files))), None)
+        step = self.step or 1
         base = frame_number(files[0]) or 0
         missing = sorted(set(range(self.slots[-1] + 1)) - set(self.slots))
         first = _read_image(files[0])

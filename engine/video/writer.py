@@ -29,9 +29,11 @@ from engine.video.codecs import (
     DNXHR_MIN_SIZE,
     KNOWN_CODECS,
     PROFILE_PIX_FMTS,
+    SEGMENT_CONTAINERS,
     container_for,
     container_holds,
     default_codec,
+    find_encoder,
     holding_ext,
     is_hardware,
     matching_intermediate,
@@ -62,11 +64,7 @@ class EncodePlan:
 
     @property
     def segment_container(self) -> str:
-        if self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc"):
-            return "mp4"
-        if self.codec in ("dnxhd", "gif"):  # Matroska has no DNxHD or GIF mapping
-            return "mov" if self.codec == "dnxhd" else "nut"
-        return "matroska"
+        return SEGMENT_CONTAINERS.get(self.codec, "matroska")
 
     def describe(self) -> str:
         opts = " ".join(f"{k}={v}" for k, v in self.options.items())
@@ -112,15 +110,14 @@ def plan_encoding(
             codec, preset = same[0], preset if preset is not None else same[1]
         else:
             codec = default_codec(container, source_depth)
-    codec = CODEC_ALIASES.get(codec.lower(), codec)
-    try:
-        av_codec = av.codec.Codec(codec, "w")
-    except av.codec.codec.UnknownCodecError:
+    av_codec = find_encoder(codec)
+    if av_codec is None:
         # Suggest only what this build has: wheels differ (e.g. no libaom-av1 in PyAV's).
         have = [c for c in KNOWN_CODECS if c in av.codecs_available and not is_hardware(c)]
         raise VfiError(
-            f"encoder {codec!r} is not available in this FFmpeg build; try {', '.join(have)}"
-        ) from None
+            f"encoder {CODEC_ALIASES.get(codec.lower(), codec)!r} is not available in this "
+            f"FFmpeg build; try {', '.join(have)}"
+        )
     if av_codec.type != "video":
         raise VfiError(f"{codec!r} is not a video encoder")
     # A format name stands for FFmpeg's encoder of it: h264 -> libx264, hevc -> libx265, av1 -> ...

@@ -193,15 +193,13 @@ def command(inputs, output, factor, fps, slowmo, scene_threshold, no_scene_detec
     out = _Output(json_events, quiet)
     plans = make_plans(inputs, output, options, model_config=model_config_for(model))
     if dry_run:
-        from vfi_cli.commands.probe import render_plan
+        from vfi_cli.commands.probe import render_plans
 
-        for i, plan in enumerate(plans):
-            if json_events:
+        if json_events:
+            for plan in plans:
                 out.event({"event": "plan", **plan.to_dict()})
-            else:
-                if i:
-                    click.echo()  # a blank line between the batch's plans
-                render_plan(plan.to_dict())
+        else:
+            render_plans(plans)
         return
     import engine
 

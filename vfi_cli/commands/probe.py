@@ -11,6 +11,14 @@ import click
 from vfi_cli.params import DEINTERLACE_OPTION, FRAME_RATE, RATIONAL, TILE
 
 
+def render_plans(plans) -> None:
+    """Several plans (engine.plan.Plan) as readable lines, a blank line between them."""
+    for i, plan in enumerate(plans):
+        if i:
+            click.echo()
+        render_plan(plan.to_dict())
+
+
 def render_plan(plan: dict, echo=click.echo) -> None:
     """The plan (engine.plan.Plan.to_dict()) as readable lines (shared with --dry-run)."""
 
@@ -116,11 +124,8 @@ def command(inputs, output, factor, fps, slowmo, deinterlace, model, device, pre
     plans = make_plans(
         inputs, output, options, model_config=model_config_for(model), check_output=False
     )
-    for i, plan in enumerate(plans):  # several videos: one plan each
-        data = plan.to_dict()
-        if as_json:
-            click.echo(json.dumps(data))
-        else:
-            if i:
-                click.echo()
-            render_plan(data)
+    if as_json:  # several videos: one plan each
+        for plan in plans:
+            click.echo(json.dumps(plan.to_dict()))
+    else:
+        render_plans(plans)
