@@ -69,7 +69,7 @@ class Options:
 class Plan:
     """What a run will do, decided before the first frame (printed by probe / --dry-run)."""
 
-    source: object  # engine.video.reader.SourceInfo
+    source: object  # engine.video.source.SourceInfo
     output: Path
     output_kind: str  # "video" | "frames" | "image"
     timing: Timing
@@ -249,7 +249,7 @@ def _frame_naming(source, timing) -> dict:
     At the source's own rate (filling a render's gaps) its numbering step is kept too; at another
     rate the new frames are numbered one by one from the first.
     """
-    from engine.video.reader import frame_digits
+    from engine.video.images import frame_digits
 
     step = getattr(source, "step", None)  # ImageSequence: the numbering's, None if unnumbered
     if source.info.kind != "frames" or step is None:
@@ -345,7 +345,7 @@ def _num(x) -> str:
 
 
 def output_kind(output: Path, n_inputs: int) -> str:
-    from engine.video.reader import is_image_file
+    from engine.video.images import is_image_file
 
     if output.is_dir():
         return "frames"

@@ -105,10 +105,10 @@ def test_dynamic_metadata_and_captions_are_named():
 def test_uncarried_metadata_is_warned(tmp_path, monkeypatch):
     # No encoder here writes HDR10+ or Dolby Vision to make a real fixture: the detector is faked,
     # the plan's wording is real.
-    from engine.video import reader
+    from engine.video import probing
 
     src = clips.hdr10_clip(tmp_path / "h.mkv")
-    monkeypatch.setattr(reader, "uncarried", lambda frame: ["HDR10+ dynamic metadata"])
+    monkeypatch.setattr(probing, "uncarried", lambda frame: ["HDR10+ dynamic metadata"])
     r = CliRunner().invoke(cli, ["probe", str(src)])
     assert r.exit_code == 0, r.output
     assert (

@@ -15,7 +15,7 @@ Both run in the reader, on decoded frames, before the RGB conversion: the model 
 the 2:3 cadence (:func:`looks_telecined`), ``bwdif`` for other interlaced video.
 
 Soft pulldown (whole film frames flagged to repeat fields, as DVDs store film) needs none of this:
-the reader times those frames as film (:func:`engine.video.reader.soft_pulldown_rate`).
+the reader times those frames as film (:func:`engine.video.probing.soft_pulldown_rate`).
 
 Times after ``ivtc``: the n-th kept frame is at ``start + n / film_rate`` (decimate's output is
 constant-rate); ``n - n // 5`` frames come out of ``n`` (a last, partial cycle is kept whole).

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.errors import VfiError
 from engine.video.codecs import PRORES_FOURCC
-from engine.video.reader import SourceInfo, to_fraction
+from engine.video.source import SourceInfo, to_fraction
 from engine.video.streams import StreamAction, copy_metadata, subtitle_payload, subtitle_text
 from engine.video.writer import EncodePlan
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.video.reader import StreamInfo
+from engine.video.source import StreamInfo
 
 TEXT_SUBS = ("subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text")
 PICTURE_ONLY = ("gif",)  # containers with no audio or subtitle streams at all
