@@ -81,6 +81,11 @@ class TrainConfig:
     # train/data/corpus_dataset.py). The corpus has few large-motion clips (docs/data.md).
     pan_prob: float = 0.0
     pan_max: float = 16.0
+    # Compressed inputs (train/data/degrade.py): this share of each batch's samples get their two
+    # input frames through JPEG at a quality drawn from degrade_quality (inclusive); the target stays
+    # clean. Real footage arrives compressed (ucf101 is MPEG-4 at 320x240), the corpus much less so.
+    degrade_prob: float = 0.0
+    degrade_quality: tuple[int, int] = (30, 70)
     # Decoded frames of --train_data per process, GiB (whole windows of frames are left out above
     # it). None: train.data.corpus_dataset.default_ram_gb, a share of this machine's memory.
     ram_gb: float | None = None
@@ -229,6 +234,17 @@ def parse_packs(text: str, option: str = "--train_packs") -> tuple[int, ...]:
     return packs
 
 
+def parse_quality(text: str) -> tuple[int, int]:
+    """'30,70' -> (30, 70): the JPEG qualities of --degrade_prob, lowest and highest."""
+    try:
+        lo, hi = (int(x) for x in str(text).split(","))
+    except ValueError:
+        raise VfiError(
+            f"--degrade_quality takes two JPEG qualities like 30,70, got {text!r}"
+        ) from None
+    return lo, hi
+
+
 def make_config(phase: int = 1, dry_run: bool = False, **overrides) -> TrainConfig:
     """Defaults < ``PHASES[phase]`` < dry-run caps < explicit ``overrides`` (None = not given)."""
     if phase not in PHASES:
@@ -245,6 +261,8 @@ def make_config(phase: int = 1, dry_run: bool = False, **overrides) -> TrainConf
         values["mixed_ratio"] = parse_ratio(values["mixed_ratio"])
     if isinstance(values.get("train_packs"), str):
         values["train_packs"] = parse_packs(values["train_packs"])
+    if isinstance(values.get("degrade_quality"), str):
+        values["degrade_quality"] = parse_quality(values["degrade_quality"])
     cfg = TrainConfig(phase=phase, dry_run=dry_run, **values)
     validate(cfg)
     return cfg
@@ -278,7 +296,7 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError("--moving_halo widens the moving-pixel loss: give it a weight, --w_moving W")
     if cfg.distill_window < 1 or cfg.distill_window % 2 == 0:
         raise VfiError(f"--distill_window must be an odd number >= 1, got {cfg.distill_window}")
-    for name in ("photo_prob", "still_scene", "pan_prob"):
+    for name in ("photo_prob", "still_scene", "pan_prob", "degrade_prob"):
         if not 0 <= getattr(cfg, name) <= 1:
             raise VfiError(f"--{name} is a share in [0, 1], got {getattr(cfg, name)}")
     if cfg.ram_gb is not None and not cfg.ram_gb > 0:
@@ -291,6 +309,11 @@ def validate(cfg: TrainConfig) -> None:
         raise VfiError(f"--motion_power cannot be negative (0 = uniform), got {cfg.motion_power}")
     if cfg.pan_max < 0:
         raise VfiError(f"--pan_max is a speed in px per half-step, not negative; got {cfg.pan_max}")
+    lo, hi = cfg.degrade_quality
+    if not 1 <= lo <= hi <= 100:
+        raise VfiError(
+            f"--degrade_quality needs 1 <= LO <= HI <= 100 (JPEG qualities), got {lo},{hi}"
+        )
     if cfg.pan_prob and not cfg.train_data:
         raise VfiError("--pan_prob pans the video triplets of --train_data: give the corpus")
     if cfg.train_packs is not None and not cfg.train_data:

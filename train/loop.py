@@ -33,6 +33,7 @@ from engine.loading import build_model
 from engine.paths import check_creatable
 from train import checkpoint, ddp
 from train.config import TrainConfig
+from train.data.degrade import degrade_inputs
 from train.data.mixed import build_train_data, build_val_data, set_curriculum
 from train.ema import Ema
 from train.losses import loss_total
@@ -434,6 +435,9 @@ def _train(
             frames = batch["frames"].to(d.device, non_blocking=True)  # (B, 3, 3, H, W) uint8
             frames = frames.float().div_(255) if frames.dtype == torch.uint8 else frames.float()
             img0, gt, img1 = frames.unbind(1)
+            clean = (img0, img1)  # the loss's moving-pixel mask and the teacher see these
+            if cfg.degrade_prob:
+                img0, img1 = degrade_inputs(img0, img1, cfg.degrade_prob, cfg.degrade_quality)
             t = batch["t"].to(d.device, torch.float32)  # (B,)
             scale = float(batch["scale"][0])  # batches are homogeneous (one source each)
             sync = (state["batch"] + 1) % cfg.grad_accum == 0
@@ -441,12 +445,12 @@ def _train(
             with no_sync:
                 with autocast():
                     out = net(img0, img1, t, scale)
-                loss, parts = loss_total(out, gt, vgg=vgg, inputs=(img0, img1), **loss_args)
+                loss, parts = loss_total(out, gt, vgg=vgg, inputs=clean, **loss_args)
                 if teacher is not None:
                     from train.teacher import distill_loss
 
                     with torch.no_grad(), autocast():
-                        taught = teacher(img0, img1, scale=scale)
+                        taught = teacher(*clean, scale=scale)
                     extra, extra_parts = distill_loss(
                         out,
                         taught,

@@ -152,6 +152,16 @@ class _TrainGroup(click.Group):
     help="Largest added pan, px per half-step (with --pan_prob)  [default: 16]",
 )
 @click.option(
+    "--degrade_prob",
+    type=float,
+    help="Share of samples whose two input frames are JPEG-compressed (target clean)  [default: 0]",
+)
+@click.option(
+    "--degrade_quality",
+    metavar="LO,HI",
+    help="JPEG quality range of --degrade_prob, drawn per sample  [default: 30,70]",
+)
+@click.option(
     "--triplet_margins",
     type=click.Path(),
     help="Margins file of `vfi train check-triplets` for --train_data (with --min_teacher_margin)",
