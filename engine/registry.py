@@ -117,10 +117,12 @@ VARIANTS: dict[str, Variant] = {
             # that recipe (1 H100, 6.4 minutes, its EMA at the end), and a 2,250-step schedule
             # with the moving-pixel weight at 5 (1 H100, 14 minutes, its EMA at the end, grown
             # the same way after training); the uniform average of the two (`vfi train
-            # average`); RIFE HDv3 flow distillation; fp16, inside the package.
+            # average`); then that average averaged once more with its own continuation (two
+            # 1,000-step schedules of the recipe from it, 1 H200 + 1 H100, 6.4 + 6.9 minutes,
+            # the EMA at the end); RIFE HDv3 flow distillation; fp16, inside the package.
             weights=WeightsEntry(
                 file="vfi-s.safetensors",
-                sha256="7493d872b13b995cf9143fbee67392609eb8d6a728ee4fa26684bb1575a19d87",
+                sha256="c76048d0a4c73d78e27512bb1cb7edbb88ffacedfe78a7fca7e25ece78ababaa",
                 size=7990090,
                 licence="Apache-2.0; data and teacher terms in docs/model_card.md",
                 bundled=True,
