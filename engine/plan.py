@@ -4,19 +4,26 @@
 output path and kind, the exact timing (:mod:`engine.timing`), the encoder and pixel format
 (:mod:`engine.video.writer`), what happens to each audio/subtitle stream (:mod:`engine.video.streams`),
 device, precision, flow scale and the tile plan with its memory estimate (:mod:`engine.tiling`).
-:class:`Options` holds every setting of ``vfi interpolate``.
+:class:`Options` holds every setting of ``vfi interpolate``. The decisions about the source itself
+(deinterlacing, ``--duration``, frame naming, warnings, timecode) are in :mod:`engine.source_plan`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from engine.errors import VfiError
+from engine.source_plan import (
+    carry_timecode,
+    frame_naming,
+    gif_rate,
+    limit_duration,
+    resolve_deinterlace,
+    source_notes,
+)
 from engine.timing import Timing, make_timing
 
 VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".nut", ".gif")
@@ -24,9 +31,6 @@ VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".nut", ".gif")
 # slack come on top): whole 4K frames of vfi-s fit, and the whole run stays within 8 GiB. More does
 # not make it faster: a batch of several 1080p frames already fits, a 4K frame alone fills the GPU.
 DEFAULT_GPU_BUDGET_GIB = 6.0
-# Muxers that store a start timecode: MOV as a tmcd track, MP4 with one (write_tmcd), Matroska and
-# NUT as a tag.
-TIMECODE_CONTAINERS = ("mov", "mp4", "matroska", "nut")
 
 
 @dataclass
@@ -200,145 +204,6 @@ def _holding_ext(ext: str, codec: str | None) -> str:
     return ext if container_holds(CONTAINERS[ext], encoder.name) else holding_ext(encoder.name)
 
 
-DEINTERLACE_MODES = ("auto", "on", "off", "ivtc")
-
-
-def _resolve_deinterlace(mode: str, info, warnings: list[str]) -> str:
-    """ "bwdif", "ivtc" or "": "auto" deinterlaces when the video says it is interlaced."""
-    if mode not in DEINTERLACE_MODES:
-        raise VfiError(f"--deinterlace takes {', '.join(DEINTERLACE_MODES)}, not {mode!r}")
-    if info.kind != "video":
-        if mode in ("on", "ivtc"):
-            warnings.append(f"--deinterlace {mode} applies to video files only: ignored")
-        return ""
-    if mode == "off":
-        if info.interlaced:
-            warnings.append(
-                f"the video is interlaced ({info.interlaced}) and --deinterlace is off: the "
-                "fields' combing is interpolated as if it were picture"
-            )
-        return ""
-    if mode == "auto" and info.pulldown:
-        return ""  # soft pulldown: whole film frames, whatever the stream's interlaced flag says
-    if mode == "auto" and info.interlaced and _telecined(info):
-        warnings.append(
-            "the video is telecined film (a 2:3 pulldown cadence): its 24p frames are "
-            "recovered first (--deinterlace ivtc); --deinterlace on deinterlaces instead"
-        )
-        return "ivtc"
-    if mode == "ivtc":
-        if not info.interlaced:
-            warnings.append(
-                "--deinterlace ivtc on a video that says it is progressive: it drops one frame "
-                "in five, which is right only for film telecined to 29.97 fps"
-            )
-        return "ivtc"
-    return "bwdif" if mode == "on" or info.interlaced else ""
-
-
-def _telecined(info) -> bool:
-    """29.97 / 30 fps video whose first frames show the 2:3 cadence (decodes up to 10 s of it)."""
-    from engine.video.fields import is_telecine_rate, looks_telecined
-
-    return is_telecine_rate(info.rate) and looks_telecined(info.path, info.video_index)
-
-
-def _frame_naming(source, timing) -> dict:
-    """A numbered frame folder's own naming for frame output (shot.1001.png, shot.1002.png ...).
-
-    At the source's own rate (filling a render's gaps) its numbering step is kept too; at another
-    rate the new frames are numbered one by one from the first.
-    """
-    from engine.video.images import frame_digits
-
-    step = getattr(source, "step", None)  # ImageSequence: the numbering's, None if unnumbered
-    if source.info.kind != "frames" or step is None:
-        return {}
-    same_rate = timing.out_rate == source.info.rate and timing.slowmo == 1
-    stem = source.files[0].stem
-    digits = frame_digits(source.files[0])
-    before, after = (part.replace("{", "{{").replace("}", "}}") for part in
-                     (stem[: digits.start()], stem[digits.end() :]))  # fmt: skip
-    return {
-        "frame_pattern": f"{before}{{:0{len(digits.group())}d}}{after}.png",
-        "frame_first": int(digits.group()),
-        "frame_step": step if same_rate else 1,
-    }
-
-
-def _limit(info, duration):
-    """(info, stop time) for --duration: the source cut to its first ``duration`` seconds."""
-    if duration is None:
-        return info, None
-    duration = Fraction(duration)
-    if duration <= 0:
-        raise VfiError(f"--duration must be above 0 seconds, got {duration}")
-    if info.kind == "pair":
-        raise VfiError("--duration applies to videos and frame folders, not to two images")
-    stop = info.start + duration
-    if stop >= info.end:
-        return info, None  # the source is no longer: nothing to cut
-    kept = min(info.frame_count, math.ceil(duration * info.rate))  # CFR; VFR: an estimate
-    if kept < 2:
-        raise VfiError(f"--duration {float(duration):g} s holds fewer than 2 frames; give more")
-    last = info.start + Fraction(kept - 1) / info.rate
-    return dataclasses.replace(info, end=stop, frame_count=kept, last_time=last), stop
-
-
-def _source_notes(info) -> list[str]:
-    """Warnings about the source itself: gaps in a render, what cannot be carried, alpha."""
-    notes = []
-    if info.missing:
-        shown = ", ".join(str(n) for n in info.missing[:5])
-        shown += " ..." if len(info.missing) > 5 else ""
-        notes.append(
-            f"{len(info.missing)} numbered frame(s) missing from {info.path.name} ({shown}): "
-            "their times are filled by interpolation"
-        )
-    if info.uncarried:
-        base = " (the output keeps HDR10's static metadata)" if info.hdr10 else ""
-        notes.append(f"not carried: the source's {', '.join(info.uncarried)}{base}")
-    if info.transparent:
-        notes.append(
-            f"{info.path.name} has transparency (alpha): vfi interpolates colour only, so the "
-            "output is opaque and transparent areas show the colour stored under them"
-        )
-    return notes
-
-
-def _gif_rate(options: Options, in_rate: Fraction, warnings: list[str]) -> Fraction | None:
-    """--fps for GIF output: the user's, or 50 where the default 2x would be faster than that."""
-    from engine.video.gif import MAX_PLAYABLE_RATE
-
-    if options.fps is not None or options.factor is not None or options.slowmo:
-        return options.fps
-    if in_rate * 2 <= MAX_PLAYABLE_RATE:
-        return None
-    warnings.append(
-        f"GIF output at {MAX_PLAYABLE_RATE} fps, not 2x ({float(in_rate * 2):g}): browsers play "
-        "faster GIFs slower; --fps or --factor overrides"
-    )
-    return MAX_PLAYABLE_RATE
-
-
-def _carry_timecode(info, in_rate, out_rate, kind, encode, warnings: list[str]) -> str:
-    """The output's first timecode label, or "" (with a warning when the source had one)."""
-    from engine.timecode import carry
-
-    if not info.timecode:
-        return ""
-    if kind != "video" or encode.container not in TIMECODE_CONTAINERS:
-        if kind != "video" or encode.container != "gif":  # GIF: no one expects a timecode there
-            where = "frames" if kind != "video" else f"{encode.container} output"
-            warnings.append(f"timecode {info.timecode} not carried: {where} cannot hold it")
-        return ""
-    label, why = carry(info.timecode, in_rate, out_rate)
-    if label is None:
-        warnings.append(f"timecode not carried: {why}")
-        return ""
-    return label
-
-
 def _num(x) -> str:
     x = Fraction(x)
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}-{x.denominator}"
@@ -459,15 +324,15 @@ def make_plan(
             "what can be decoded is used"
         )
 
-    deinterlace = _resolve_deinterlace(options.deinterlace, info, warnings)
+    deinterlace = resolve_deinterlace(options.deinterlace, info, warnings)
     telecined = None
     if deinterlace == "ivtc":
         from engine.video.fields import film_info
 
         telecined = (info.rate, info.frame_count)
         info = film_info(info)  # the rate, count and times the model will see
-    warnings += _source_notes(info)
-    info, limit = _limit(info, options.duration)
+    warnings += source_notes(info)
+    info, limit = limit_duration(info, options.duration)
 
     pair_times: list[Fraction] = []
     if info.kind == "pair":
@@ -483,7 +348,7 @@ def make_plan(
         pair_times = [Fraction(j, int(factor)) for j in range(1, int(factor))]
     fps = options.fps
     if output.suffix.lower() == ".gif" and kind == "video":
-        fps = _gif_rate(options, info.rate, warnings)
+        fps = gif_rate(options, info.rate, warnings)
     timing = make_timing(
         info.rate, info.start, factor=options.factor, fps=fps, slowmo=options.slowmo
     )
@@ -523,7 +388,7 @@ def make_plan(
             warnings.append("--codec/--crf/--preset/--pix-fmt apply to video output only: ignored")
     # A telecined source's labels count its 29.97 frames, not the film frames ivtc gives back.
     tc_rate = telecined[0] if telecined else info.rate
-    timecode = _carry_timecode(info, tc_rate, timing.out_rate, kind, encode, warnings)
+    timecode = carry_timecode(info, tc_rate, timing.out_rate, kind, encode, warnings)
     if info.sar and (kind != "video" or encode.codec == "gif"):
         warnings.append(
             f"the source's pixels are not square (SAR {info.sar.numerator}:{info.sar.denominator})"
@@ -575,7 +440,7 @@ def make_plan(
         timecode=timecode,
         turns=turns,
         limit=limit,
-        **(_frame_naming(source, timing) if kind == "frames" else {}),
+        **(frame_naming(source, timing) if kind == "frames" else {}),
         batch=batch,
         compile=options.compile,
     )

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import click
 
-from engine.plan import DEINTERLACE_MODES
+from engine.source_plan import DEINTERLACE_MODES
 from engine.timing import NTSC_RATES
 
 _RATIONAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(\s*/\s*\d+(\.\d*)?)?\s*$")
