@@ -79,9 +79,8 @@ def _unblocks(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(2, 3).reshape(b, nh * BLOCK, nw * BLOCK)
 
 
-def _quantise(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """One plane (B, H, W) of 0..255 samples through DCT, quantisation and the inverse DCT."""
-    d = dct_matrix(plane.device)
+def _quantise(plane: torch.Tensor, table: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """One plane (B, H, W) of 0..255 samples through DCT ``d``, quantisation and the inverse."""
     coef = d @ _blocks(plane - 128) @ d.T  # (B, H/8, W/8, 8, 8)
     t = table[:, None, None]  # (B, 1, 1, 8, 8)
     coef = torch.round(coef / t) * t
@@ -101,8 +100,9 @@ def jpeg_like(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     y, cb, cr = (torch.round(c).clamp(0, 255) for c in (y, cb, cr))  # 8-bit samples
     chroma = F.avg_pool2d(torch.stack([cb, cr], 1), 2)  # (B, 2, H'/2, W'/2): 4:2:0
     luma_t, chroma_t = quant_tables(quality.to(x.device))
-    y = _quantise(y, luma_t).round().clamp(0, 255)
-    cb, cr = (_quantise(c, chroma_t) for c in chroma.unbind(1))
+    d = dct_matrix(x.device)
+    y = _quantise(y, luma_t, d).round().clamp(0, 255)
+    cb, cr = (_quantise(c, chroma_t, d) for c in chroma.unbind(1))
     # libjpeg's default "fancy" upsampling is a triangle filter: bilinear at pixel centres
     chroma = F.interpolate(torch.stack([cb, cr], 1), scale_factor=2, mode="bilinear")
     cb, cr = (chroma.round().clamp(0, 255) - 128).unbind(1)
@@ -117,17 +117,15 @@ def degrade_inputs(
     img0: torch.Tensor, img1: torch.Tensor, prob: float, quality: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A share ``prob`` of the samples get both inputs through :func:`jpeg_like`, one random
-    quality in ``quality`` (inclusive) per sample; the others are returned as they are."""
+    quality in ``quality`` (inclusive) per sample; the others are returned as they are.
+
+    The whole batch is compressed and the chosen samples picked with ``torch.where``: fixed shapes
+    and no read of the draw on the host, so the training loop's GPU queue never waits on it.
+    """
     if prob <= 0:
         return img0, img1
     b = img0.shape[0]
-    hit = torch.rand(b, device=img0.device) < prob  # (B,)
-    if not bool(hit.any()):
-        return img0, img1
-    lo, hi = quality
-    q = torch.randint(lo, hi + 1, (b,), device=img0.device)
-    pair = torch.cat([img0[hit], img1[hit]])  # (2K, 3, H, W): both frames of the hit samples
-    done = jpeg_like(pair, torch.cat([q[hit], q[hit]])).chunk(2)
-    img0, img1 = img0.clone(), img1.clone()
-    img0[hit], img1[hit] = done
-    return img0, img1
+    hit = (torch.rand(b, device=img0.device) < prob)[:, None, None, None]  # (B, 1, 1, 1)
+    q = torch.randint(quality[0], quality[1] + 1, (b,), device=img0.device)
+    done = jpeg_like(torch.cat([img0, img1]), torch.cat([q, q])).chunk(2)  # both frames, one q
+    return torch.where(hit, done[0], img0), torch.where(hit, done[1], img1)
